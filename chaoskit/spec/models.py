@@ -1,0 +1,169 @@
+"""The chaoskit/v1 experiment model: pure pydantic, no I/O."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chaoskit.spec.load import LoadSpec
+from chaoskit.spec.units import Duration, PositiveDuration
+
+API_VERSION = "chaoskit/v1"
+PHASES = ("before", "during", "after")
+_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=_NAME, description="DNS-style name: lowercase, digits, dashes")
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class ProxyDecl(Strict):
+    """A Toxiproxy proxy the experiment needs; created if missing, removed only if we made it."""
+
+    name: str
+    listen: str
+    upstream: str
+
+
+class Scope(Strict):
+    """The blast radius: nothing outside it may be touched."""
+
+    nodes: list[str] = Field(default_factory=list)
+    proxies: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+    selectors: dict[str, str] = Field(default_factory=dict)
+
+
+class Target(Strict):
+    platform: Literal["local", "kubernetes", "fake"] = "local"
+    lab: str | None = Field(default=None, description="local: lab name or state directory")
+    toxiproxy: str | None = Field(default=None, description="Toxiproxy API URL (not ours)")
+    proxies: list[ProxyDecl] = Field(default_factory=list)
+    entry: str | None = Field(default=None, description="base URL load is sent to")
+    database: str | None = Field(default=None, description="ledger database URL")
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    scope: Scope = Field(default_factory=Scope)
+
+
+class ProbeRef(BaseModel):
+    """`type:` picks the probe; the other keys are that probe's own fields."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    interval: PositiveDuration = Field(default=1.0, description="sampling period (real time)")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+_EXPECT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
+
+
+def parse_expectation(text: str) -> tuple[str, str]:
+    """'<= baseline * 1.5' -> ('<=', 'baseline * 1.5'). The right side is checked by the engine."""
+    match = _EXPECT.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not an expectation; write e.g. '<= 300ms', '>= 99.9%', "
+                         "'== 0' or '<= baseline * 1.5'")
+    return match.group(1), match.group(2)
+
+
+class Expectation(Strict):
+    name: str = Field(pattern=_NAME)
+    probe: ProbeRef
+    expect: str = Field(description="comparison: '<= 300ms', '>= 99.9%', '<= baseline * 1.5'")
+    aggregate: Literal["every", "last", "mean", "max", "min", "p50", "p90", "p99"] = "every"
+    phases: list[Literal["before", "during", "after"]] = Field(
+        default_factory=lambda: list(PHASES))
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0,
+                              description="for baseline comparisons: statistical confidence")
+
+    @field_validator("expect")
+    @classmethod
+    def _expect_parses(cls, value: str) -> str:
+        parse_expectation(value)
+        return value
+
+
+class Guardrail(Strict):
+    name: str = Field(pattern=_NAME)
+    probe: ProbeRef
+    abort_when: str = Field(description="condition that aborts: '> 5', '>= 1%'")
+    for_: Duration = Field(default=0.0, alias="for",
+                           description="how long the condition must hold before aborting")
+
+    @field_validator("abort_when")
+    @classmethod
+    def _condition_parses(cls, value: str) -> str:
+        parse_expectation(value)
+        return value
+
+
+class FaultSpec(BaseModel):
+    """Common fault fields; the rest are the driver's magnitude fields, checked by its Config."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=_NAME)
+    type: str
+    target: dict[str, Any] = Field(default_factory=dict)
+    start: Duration = 0.0
+    duration: PositiveDuration
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Phases(Strict):
+    """How long the steady-state phases last (real time)."""
+
+    baseline: Duration = 5.0
+    recover: Duration = 5.0
+
+
+class Schedule(Strict):
+    """When a game day runs it (documentation for schedulers; `chaoskit run` ignores it)."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    window: str | None = None
+
+
+class Experiment(Strict):
+    api_version: Literal["chaoskit/v1"] = Field(alias="apiVersion")
+    kind: Literal["Experiment"]
+    metadata: Metadata
+    target: Target = Field(default_factory=Target)
+    hypothesis: list[Expectation] = Field(default_factory=list)
+    load: LoadSpec | None = None
+    faults: list[FaultSpec] = Field(default_factory=list)
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    phases: Phases = Field(default_factory=Phases)
+    schedule: Schedule | None = None
+
+    def inject_seconds(self) -> float:
+        """Length of the inject phase in run seconds: the load, or the last fault's end."""
+        scale = self.load.time_scale if self.load else 1.0
+        fault_end = max((f.start + f.duration for f in self.faults), default=0.0)
+        load_end = self.load.duration if self.load else 0.0
+        return max(load_end, fault_end) / scale
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> Experiment:
+        for group in ("hypothesis", "faults", "guardrails"):
+            seen: set[str] = set()
+            for item in getattr(self, group):
+                if item.name in seen:
+                    raise ValueError(f"{group}: the name '{item.name}' is used twice")
+                seen.add(item.name)
+        return self
