@@ -86,10 +86,10 @@ def _schema(pattern: str, example: str, description: str) -> WithJsonSchema:
 _DUR_PATTERN = r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h|d)\s*$"
 Duration = Annotated[float, BeforeValidator(parse_duration),
                      _schema(_DUR_PATTERN, "300ms", "a duration: 300ms, 1.5s, 2m, 1h"),
-                     PlainSerializer(lambda v: f"{v:g}s", return_type=str)]
+                     PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")]
 PositiveDuration = Annotated[float, BeforeValidator(positive_duration),
                              _schema(_DUR_PATTERN, "2m", "a duration greater than zero"),
-                             PlainSerializer(lambda v: f"{v:g}s", return_type=str)]
+                             PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")]
 Rate = Annotated[float, BeforeValidator(parse_rate),
                  WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
                                            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(/\s*(s|m|h)|rps)?\s*$"}],

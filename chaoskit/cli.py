@@ -1,0 +1,229 @@
+"""The `chaoskit` command: validate, run, recover, report, compare, schema, lab."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chaoskit.errors import ChaoskitError, JournalError, SpecError
+
+EPILOG = """\
+exit status: 0 hypothesis held, 1 hypothesis failed, 2 invalid input,
+             3 aborted by a guardrail, 4 chaoskit or environment error,
+             130/143 interrupted by SIGINT/SIGTERM (faults reverted first)
+
+a first look:
+  chaoskit lab up                       start the local payment lab
+  chaoskit validate experiments/*.yaml  check experiments, every problem with its line
+  chaoskit run experiments/bank-latency-at-peak.yaml --dry-run   show the timeline
+  chaoskit run experiments/bank-latency-at-peak.yaml --seed 7    run it, get a verdict
+  chaoskit report runs/<run>/journal.jsonl                       rebuild the HTML report
+"""
+
+
+def _load(path: str) -> Any:
+    from chaoskit.spec.loader import load_experiment
+    return load_experiment(path)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.paths:
+        try:
+            experiment = _load(path)
+        except SpecError as exc:
+            failed += 1
+            print(exc.render(), file=sys.stderr)
+            continue
+        if not args.quiet:
+            print(f"{path}: ok ({experiment.metadata.name}: {len(experiment.faults)} faults, "
+                  f"{len(experiment.hypothesis)} hypothesis items)")
+    return 2 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from chaoskit.spec.schema import json_schema
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    experiment = _load(args.file)
+    if args.dry_run:
+        return _dry_run(experiment, args.seed)
+    from chaoskit.engine.display import make_display
+    from chaoskit.engine.runner import RunOptions, run_experiment
+    display = make_display(experiment, args.display)
+    options = RunOptions(seed=args.seed, out_dir=Path(args.out), observer=display)
+    try:
+        outcome = run_experiment(experiment, args.file, options)
+    finally:
+        if display is not None:
+            display.close()
+    _after_run(outcome.journal, args)
+    return outcome.exit_code
+
+
+def _after_run(journal: Path, args: argparse.Namespace) -> None:
+    from chaoskit.engine.journal import read_journal
+    from chaoskit.report.summary import print_summary
+    print_summary(read_journal(journal))
+    print(f"journal: {journal}")
+    if not args.no_report:
+        report = _write_report(journal)
+        if report:
+            print(f"report:  {report}")
+
+
+def _write_report(journal: Path) -> Path | None:
+    try:
+        from chaoskit.report.html import write_report
+    except ImportError:
+        return None
+    return Path(write_report(journal))
+
+
+def _dry_run(experiment: Any, seed: int | None) -> int:
+    import random
+    import secrets
+
+    from chaoskit.engine.faultline import plan_faults
+    from chaoskit.engine.timeline import render
+    from chaoskit.platforms import platform_for
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    platform = platform_for(experiment.target)
+    planned = plan_faults(experiment, platform, random.Random(seed))
+    print(render(experiment, planned, seed))
+    problems = asyncio.run(platform.preflight())
+    for problem in problems:
+        print(f"preflight: {problem}", file=sys.stderr)
+    print("dry run: nothing was injected" + ("" if not problems else "; preflight FAILED"))
+    return 4 if problems else 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from chaoskit.engine.watchdog import recover_journal
+    journal = Path(args.journal) if args.journal else _latest_open_journal(Path(args.out))
+    ok = asyncio.run(recover_journal(journal, "chaoskit recover"))
+    print(f"{journal}: " + ("every applied fault is reverted and the audit is clean" if ok
+                            else "some faults could not be reverted; see the journal"))
+    return 0 if ok else 4
+
+
+def _latest_open_journal(runs: Path) -> Path:
+    from chaoskit.engine.journal import read_journal, result
+    journals = sorted(runs.glob("*/journal.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for journal in journals:
+        if result(read_journal(journal)) is None:
+            return journal
+    raise JournalError(f"no unfinished run under {runs}/",
+                       hint="pass the journal to recover: chaoskit recover runs/<run>/journal.jsonl")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from chaoskit.engine.journal import read_journal
+    from chaoskit.report.summary import json_summary, print_summary
+    records = read_journal(args.journal)
+    if args.json:
+        print(json.dumps(json_summary(records), indent=2))
+        return 0
+    print_summary(records)
+    report = _write_report(Path(args.journal))
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from chaoskit.report.compare import compare_journals
+    return int(compare_journals(Path(args.journal_a), Path(args.journal_b)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chaoskit", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Chaos experiments for payment stacks: inject latency, node loss and traffic "
+                    "spikes, and check that refunds and final payments stay on schedule.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="check experiment files; every problem with its line")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the experiment JSON Schema (for editors)")
+    p.add_argument("-o", "--output", help="write to a file instead of stdout")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="run an experiment and judge its hypothesis",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Faults are always reverted: on success, failure, guardrail abort, "
+                              "Ctrl-C (twice too), SIGTERM, a driver error; a watchdog reverts "
+                              "them if chaoskit itself dies.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the timeline and check preflight; inject nothing")
+    p.add_argument("--seed", type=int, help="make every random choice reproducible")
+    p.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
+    p.add_argument("--display", choices=["auto", "live", "plain", "quiet"], default="auto",
+                   help="live panel in a terminal, plain lines in CI (default: auto)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("recover", help="revert what a dead run left applied")
+    p.add_argument("journal", nargs="?", help="journal.jsonl (default: newest unfinished run)")
+    p.add_argument("--out", default="runs", help="where to look for runs (default: runs/)")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("report", help="verdict table and HTML report from a journal")
+    p.add_argument("journal")
+    p.add_argument("--json", action="store_true", help="print the JSON summary instead")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="A/B: the same seeded experiment on two builds")
+    p.add_argument("journal_a")
+    p.add_argument("journal_b")
+    p.set_defaults(func=cmd_compare)
+
+    _add_plugin_commands(sub)
+    return parser
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    try:
+        from chaoskit.platforms.local.commands import add_parser
+    except ImportError:
+        return
+    add_parser(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ChaoskitError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"internal error: {exc!r}\n  hint: rerun with --debug and report it",
+              file=sys.stderr)
+        return 4
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""What a user sees during a run: a rich live panel in a terminal, plain lines in CI and pipes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from chaoskit.engine.journal import Record
+from chaoskit.spec.models import Experiment
+
+PLAIN_SAMPLE_EVERY = 5.0  # seconds between probe summaries in plain mode
+
+
+def wants_live(stream: TextIO) -> bool:
+    ci = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    return stream.isatty() and not ci and os.environ.get("TERM") != "dumb"
+
+
+class RunView:
+    """State folded from journal records; both displays render it."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        self.expect = {i.name: i.expect for i in experiment.hypothesis}
+        self.expect |= {g.name: f"abort {g.abort_when}" for g in experiment.guardrails}
+        self.phase = "validate"
+        self.phase_t = 0.0
+        self.t = 0.0
+        self.active: dict[str, str] = {}
+        self.values: dict[str, float] = {}
+        self.load: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    def fold(self, record: Record) -> None:
+        self.t = record.get("t", self.t)
+        kind = record["kind"]
+        if kind == "phase":
+            self.phase, self.phase_t = record["phase"], self.t
+        elif kind == "applied":
+            self.active[record["fault"]] = record.get("type", "")
+        elif kind == "reverted":
+            self.active.pop(record["fault"], None)
+        elif kind == "sample":
+            self.values[record["name"]] = record["value"]
+        elif kind == "load":
+            self.load = record
+
+    def planned_seconds(self) -> float:
+        p = self.experiment.phases
+        return p.baseline + self.experiment.inject_seconds() + p.recover
+
+
+def describe(record: Record) -> str | None:
+    """One plain line for the records worth a line; None for the rest."""
+    kind, t = record["kind"], f"[{record.get('t', 0):7.2f}s]"
+    lines = {
+        "phase": lambda r: f"phase {r['phase']}",
+        "applied": lambda r: f"fault {r['fault']} ({r.get('type')}) applied {r.get('facts') or ''}",
+        "reverted": lambda r: f"fault {r['fault']} reverted",
+        "revert-failed": lambda r: f"fault {r['fault']} revert failed: {r['error']} (retrying)",
+        "inject-failed": lambda r: f"fault {r['fault']} failed to inject: {r['error']}",
+        "guardrail": lambda r: f"GUARDRAIL {r['name']} tripped: {r['value']:g} {r['condition']}",
+        "abort": lambda r: f"ABORT ({r['by']}): {r['reason']}",
+        "probe-error": lambda r: f"probe {r['name']} failed: {r['error']}",
+        "event": lambda r: r["message"],
+        "audit": lambda r: "residue audit: " + ("clean" if r["clean"] else f"RESIDUE {r}"),
+        "result": lambda r: f"result: {r['status']} (exit {r['exit_code']})",
+    }
+    render = lines.get(kind)
+    return f"{t} {render(record)}" if render else None
+
+
+class PlainDisplay:
+    """Line by line, for CI logs and pipes."""
+
+    def __init__(self, experiment: Experiment, stream: TextIO = sys.stdout) -> None:
+        self.view = RunView(experiment)
+        self.stream = stream
+        self._last_summary = 0.0
+
+    def __call__(self, record: Record) -> None:
+        self.view.fold(record)
+        line = describe(record)
+        if line:
+            print(line, file=self.stream, flush=True)
+        elif record["kind"] == "sample" and self.view.t - self._last_summary >= PLAIN_SAMPLE_EVERY:
+            self._last_summary = self.view.t
+            values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(self.view.values.items()))
+            print(f"[{self.view.t:7.2f}s]   probes: {values}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
+class LiveDisplay:
+    """A panel that redraws: phase, elapsed/remaining, active faults, probes vs expectations."""
+
+    def __init__(self, experiment: Experiment, console: Console | None = None) -> None:
+        self.view = RunView(experiment)
+        self.console = console or Console()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                         transient=False)
+        self.live.start()
+
+    def __call__(self, record: Record) -> None:
+        self.view.fold(record)
+        line = describe(record)
+        if line and record["kind"] not in ("phase",):
+            self.live.console.print(line)
+        self.live.update(self._render())
+
+    def _render(self) -> Group:
+        v = self.view
+        remaining = max(0.0, v.planned_seconds() - v.t)
+        head = Text.assemble(("phase ", "dim"), (v.phase, "bold cyan"),
+                             ("   elapsed ", "dim"), f"{v.t:6.1f}s",
+                             ("   remaining ", "dim"), f"~{remaining:5.1f}s")
+        faults = Text("active faults: " + (", ".join(f"{n} ({t})" for n, t in v.active.items())
+                                           or "none"), style="yellow" if v.active else "dim")
+        table = Table(box=None, show_header=True, header_style="bold")
+        table.add_column("probe")
+        table.add_column("latest", justify="right")
+        table.add_column("expectation")
+        for name, expect in v.expect.items():
+            value = v.values.get(name)
+            table.add_row(name, "-" if value is None else f"{value:.4g}", expect)
+        parts: list[Any] = [head, faults, table]
+        if v.load:
+            parts.append(Text(f"load: sent {v.load.get('sent', 0)}/100ms  "
+                              f"p99 {v.load.get('p99_ms', 0):.1f} ms  "
+                              f"errors {v.load.get('errors', 0)}", style="dim"))
+        return Group(*parts)
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def make_display(experiment: Experiment, mode: str = "auto") -> PlainDisplay | LiveDisplay | None:
+    if mode == "quiet":
+        return None
+    if mode == "live" or (mode == "auto" and wants_live(sys.stdout)):
+        return LiveDisplay(experiment)
+    return PlainDisplay(experiment)

@@ -1,0 +1,113 @@
+"""Faults on the timeline: intent journaled (fsynced) first, then applied, reverted at its end."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from chaoskit import registry
+from chaoskit.engine.journal import JournalWriter, Record, outstanding_intents
+from chaoskit.engine.rollback import revert_one
+from chaoskit.engine.timeline import PlannedFault, fault_window
+from chaoskit.errors import FaultError
+from chaoskit.faults.base import MeasuresEffect
+from chaoskit.spec.models import Experiment
+
+INJECT_SETTLE_TIMEOUT = 30.0  # how long the final rollback waits for an inject still running
+
+
+def plan_faults(experiment: Experiment, platform: Any, rng: random.Random) -> list[PlannedFault]:
+    """Resolve every fault's driver, magnitude and target; nothing touches the system."""
+    planned = []
+    for fault in experiment.faults:
+        cls = registry.lookup(registry.FAULTS, fault.type)
+        if cls is None:
+            raise FaultError(f"unknown fault type '{fault.type}'",
+                             hint=registry.suggest(registry.FAULTS, fault.type))
+        config = cls.Config.model_validate(fault.options())
+        intent = cls(platform).plan(fault.name, fault.target, config, rng)
+        start, end = fault_window(experiment, fault.start, fault.duration)
+        planned.append(PlannedFault(fault.name, fault.type, start, end, intent))
+    return planned
+
+
+class FaultLine:
+    """Applies and reverts the planned faults on the run clock; the journal is its memory."""
+
+    def __init__(self, planned: list[PlannedFault], platform: Any, journal: JournalWriter) -> None:
+        self.planned = planned
+        self.platform = platform
+        self.journal = journal
+        self.records: list[Record] = []  # intents and reverts, for the final rollback
+        self.active: dict[str, float] = {}  # name -> applied at (monotonic)
+        self.failure: BaseException | None = None
+        self._applying: set[asyncio.Task[None]] = set()
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        self.records.append(self.journal.write(kind, **fields))
+
+    async def run(self, t0: float) -> None:
+        """Every fault's lifecycle, concurrently; raises the first driver failure."""
+        await asyncio.gather(*(self._lifecycle(pf, t0) for pf in self.planned))
+        if self.failure is not None:
+            raise self.failure
+
+    async def _lifecycle(self, pf: PlannedFault, t0: float) -> None:
+        await asyncio.sleep(max(0.0, t0 + pf.start - time.monotonic()))
+        task = asyncio.create_task(self._apply(pf))
+        self._applying.add(task)
+        await asyncio.shield(task)  # a cancelled run waits for the apply, then reverts it
+        if self.failure is not None:
+            return
+        await asyncio.sleep(max(0.0, t0 + pf.end - time.monotonic()))
+        await self.revert(pf.name)
+
+    async def _apply(self, pf: PlannedFault) -> None:
+        driver = registry.lookup(registry.FAULTS, pf.type)(self.platform)
+        self._record("intent", fault=pf.name, type=pf.type, intent=pf.intent)
+        try:
+            facts = await driver.inject(pf.intent)
+        except Exception as exc:  # noqa: BLE001 - any driver failure aborts, with a revert
+            self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
+            self.failure = self.failure or exc
+            return
+        self.active[pf.name] = time.monotonic()
+        self.journal.write("applied", fault=pf.name, type=pf.type, facts=facts or {})
+        if isinstance(driver, MeasuresEffect):
+            asyncio.create_task(self._measure(driver, pf))
+
+    async def _measure(self, driver: MeasuresEffect, pf: PlannedFault) -> None:
+        try:
+            effect = await driver.measure_effect(pf.intent)
+        except Exception as exc:  # noqa: BLE001 - a failed measurement is journaled, not fatal
+            effect = {"error": repr(exc)}
+        self.journal.write("effect", fault=pf.name, effect=effect)
+
+    async def revert(self, name: str) -> None:
+        for record in outstanding_intents(self.records):
+            if record["fault"] == name:
+                if await revert_one(record, self.platform, self.journal):
+                    self.records.append({"kind": "reverted", "fault": name})
+                    self.active.pop(name, None)
+
+    async def settle(self) -> None:
+        """Wait for applies in flight (blocking clients cannot be cancelled mid-call)."""
+        pending = [t for t in self._applying if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=INJECT_SETTLE_TIMEOUT)
+
+    async def revert_everything(self) -> bool:
+        await self.settle()
+        ok = True
+        for record in outstanding_intents(self.records):
+            reverted = await revert_one(record, self.platform, self.journal)
+            if reverted:
+                self.records.append({"kind": "reverted", "fault": record["fault"]})
+                self.active.pop(record["fault"], None)
+            ok = ok and reverted
+        return ok
+
+    def intents(self) -> list[Record]:
+        return [r for r in self.records if r["kind"] == "intent"]

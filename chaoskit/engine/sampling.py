@@ -1,0 +1,96 @@
+"""Probe samplers: each probe sampled on its own period, every sample journaled with its phase."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaoskit import registry
+from chaoskit.engine.guardrails import GuardrailWatch
+from chaoskit.engine.journal import JournalWriter
+from chaoskit.errors import ProbeError
+from chaoskit.probes.base import ProbeContext
+from chaoskit.spec.models import Experiment, ProbeRef
+
+SAMPLE_TIMEOUT = 10.0  # a probe that hangs longer than this is a failed sample, not a hung run
+
+
+def build_probe(ref: ProbeRef, context: ProbeContext) -> Any:
+    cls = registry.lookup(registry.PROBES, ref.type)
+    if cls is None:
+        raise ProbeError(f"unknown probe type '{ref.type}'",
+                         hint=registry.suggest(registry.PROBES, ref.type))
+    return cls(cls.Config.model_validate(ref.options()), context)
+
+
+@dataclass
+class Sampler:
+    """One probe on one period; guardrails carry a watch that may trip."""
+
+    name: str
+    role: str  # "hypothesis" or "guardrail"
+    ref: ProbeRef
+    probe: Any
+    watch: GuardrailWatch | None = None
+    last: float | None = None
+
+
+def build_samplers(experiment: Experiment, context: ProbeContext) -> list[Sampler]:
+    samplers = [Sampler(item.name, "hypothesis", item.probe, build_probe(item.probe, context))
+                for item in experiment.hypothesis]
+    samplers += [Sampler(g.name, "guardrail", g.probe, build_probe(g.probe, context),
+                         GuardrailWatch(g)) for g in experiment.guardrails]
+    return samplers
+
+
+class SamplingLoop:
+    """Runs every sampler until stopped; calls `on_trip(sampler, value)` when a guardrail trips."""
+
+    def __init__(self, samplers: list[Sampler], journal: JournalWriter,
+                 phase: Callable[[], str], on_trip: Callable[[Sampler, float], None]) -> None:
+        self.samplers = samplers
+        self.journal = journal
+        self.phase = phase
+        self.on_trip = on_trip
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(s), name=f"sample-{s.name}")
+                       for s in self.samplers]
+
+    async def sample_once(self, sampler: Sampler) -> None:
+        try:
+            value = float(await asyncio.wait_for(sampler.probe.sample(), SAMPLE_TIMEOUT))
+        except (ProbeError, TimeoutError, OSError, ValueError) as exc:
+            self.journal.write("probe-error", name=sampler.name, role=sampler.role,
+                               phase=self.phase(), error=str(exc))
+            return
+        sampler.last = value
+        self.journal.write("sample", name=sampler.name, role=sampler.role,
+                           phase=self.phase(), value=value)
+        if sampler.watch and sampler.watch.observe(time.monotonic(), value):
+            self.on_trip(sampler, value)
+
+    async def _run(self, sampler: Sampler) -> None:
+        period = sampler.ref.interval
+        next_at = time.monotonic()
+        while True:
+            await self.sample_once(sampler)
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def close_probes(self) -> None:
+        for sampler in self.samplers:
+            try:
+                await sampler.probe.close()
+            except Exception:  # noqa: BLE001, S110 - closing is best effort at the end of a run
+                pass

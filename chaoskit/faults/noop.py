@@ -1,0 +1,29 @@
+"""`type: noop`: a fault that does nothing, for dry runs of timelines and plumbing checks."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
+
+from chaoskit.faults.base import FaultConfig, Intent
+
+
+class NoopFault:
+    type_name: ClassVar[str] = "noop"
+    Config: ClassVar[type[FaultConfig]] = FaultConfig
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+
+    def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
+             rng: random.Random) -> Intent:
+        return {"fault": name}
+
+    async def inject(self, intent: Intent) -> dict[str, Any]:
+        return {}
+
+    async def revert(self, intent: Intent) -> dict[str, Any]:
+        return {}
+
+    async def verify_reverted(self, intent: Intent) -> list[str]:
+        return []
