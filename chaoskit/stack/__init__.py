@@ -1,0 +1,1 @@
+"""The reference payment stack (system under test): gateway, workers, scheduler, bank, offline."""

@@ -1,0 +1,63 @@
+"""Double-entry bookkeeping: which accounts each flow moves money between, and the balance check."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+
+PAYER = "payer:cards"
+
+INSERT_ENTRIES = """
+INSERT INTO ledger_entries (flow_id, account, amount, currency)
+VALUES (%(flow)s, %(debit)s, -%(amount)s::numeric, %(currency)s),
+       (%(flow)s, %(credit)s, %(amount)s::numeric, %(currency)s)
+"""
+
+
+def merchant_account(merchant: str) -> str:
+    return f"merchant:{merchant}"
+
+
+def postings(kind: str, merchant: str) -> tuple[str, str]:
+    """(debited account, credited account) of a flow: refunds move money back to the payer."""
+    if kind == "refund":
+        return merchant_account(merchant), PAYER
+    if kind in ("payment", "final_payment"):
+        return PAYER, merchant_account(merchant)
+    raise ValueError(f"unknown flow kind {kind!r}")
+
+
+def entry_params(flow_id: str, kind: str, merchant: str, amount: Decimal,
+                 currency: str) -> dict[str, object]:
+    debit, credit = postings(kind, merchant)
+    return {"flow": flow_id, "debit": debit, "credit": credit, "amount": amount,
+            "currency": currency}
+
+
+async def post_entries(conn: psycopg.AsyncConnection, flow_id: str, kind: str, merchant: str,
+                       amount: Decimal, currency: str) -> None:
+    """Write both legs of a flow; call inside the transaction that completes the flow."""
+    await conn.execute(INSERT_ENTRIES, entry_params(flow_id, kind, merchant, amount, currency))
+
+
+IMBALANCE_QUERY = """
+SELECT 'currency' AS scope, currency AS subject, sum(amount) AS total
+  FROM ledger_entries GROUP BY currency HAVING sum(amount) <> 0
+UNION ALL
+SELECT 'flow', flow_id || ' ' || currency, sum(amount)
+  FROM ledger_entries GROUP BY flow_id, currency HAVING sum(amount) <> 0
+UNION ALL
+SELECT 'duplicate', f.id, count(*)
+  FROM flows f JOIN ledger_entries e ON e.flow_id = f.id GROUP BY f.id HAVING count(*) <> 2
+UNION ALL
+SELECT 'unbooked', f.id, 0 FROM flows f
+ WHERE f.status = 'completed' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.flow_id = f.id)
+"""
+
+
+async def ledger_imbalances(conn: psycopg.AsyncConnection) -> list[tuple[str, str, Decimal]]:
+    """Every way the books are wrong: a currency or flow not summing to zero, a flow booked
+    other than exactly once, a completed flow with no entries. Empty means balanced."""
+    cursor = await conn.execute(IMBALANCE_QUERY)
+    return [(str(s), str(w), Decimal(t)) for s, w, t in await cursor.fetchall()]

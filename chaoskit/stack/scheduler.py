@@ -1,0 +1,150 @@
+"""The scheduler: a leader (elected with a lease row) opens windows and fires automatic charges.
+
+Why a lease row and not an advisory lock: an advisory lock lives as long as the holder's
+session. A frozen (SIGSTOPped, cgroup-frozen) leader keeps its TCP connection, so PostgreSQL
+keeps the lock and the standby would wait for TCP keepalive (minutes). A lease row expires by
+the clock; its token fences the leader's writes, so a leader that thaws after losing the lease
+cannot open a window or fire charges any more (every action checks the token in the same SQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import psycopg
+import psycopg_pool
+from starlette.applications import Starlette
+
+from chaoskit.stack.config import StackConfig
+from chaoskit.stack.database import connect_and_migrate, open_pool
+from chaoskit.stack.metrics import StackMetrics
+from chaoskit.stack.serving import ops_routes
+
+log = logging.getLogger("chaoskit.stack.scheduler")
+LEASE = "scheduler"
+
+# Take the lease when free or expired (or renew our own); `standby` false = the no-standby defect.
+ACQUIRE = """
+INSERT INTO leader_leases AS l (name, holder, token, acquired_at, expires_at)
+VALUES (%(name)s, %(me)s, 1, now(), now() + %(ttl)s)
+ON CONFLICT (name) DO UPDATE
+   SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
+       token = l.token + (l.holder <> EXCLUDED.holder)::int,
+       acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at ELSE now() END
+ WHERE l.holder = EXCLUDED.holder OR (%(standby)s AND l.expires_at < now())
+RETURNING token
+"""
+FENCE = """EXISTS (SELECT 1 FROM leader_leases WHERE name = 'scheduler' AND holder = %(me)s
+                   AND token = %(token)s AND expires_at > now())"""
+OPEN_WINDOWS = f"""
+UPDATE windows SET status = 'open', opened_at = now(), opened_by = %(me)s
+ WHERE status = 'scheduled' AND opens_at <= now() AND {FENCE}
+RETURNING id, extract(epoch FROM now() - opens_at)::float8
+"""
+# One automatic final payment per order ('auto:<order>' is unique), due at the window's close.
+FIRE_CHARGES = f"""
+WITH todo AS (
+  SELECT o.id, o.balance, o.currency, o.merchant, w.closes_at FROM orders o
+    JOIN windows w ON w.id = o.window_id
+   WHERE w.status = 'open' AND o.final_flow_id IS NULL AND {FENCE}
+   ORDER BY o.id LIMIT %(batch)s FOR UPDATE OF o SKIP LOCKED
+), fired AS (
+  INSERT INTO flows (id, kind, idempotency_key, status, amount, currency, merchant, order_id,
+                     created_at, due_at)
+  SELECT 'fin_' || md5(todo.id), 'final_payment', 'auto:' || todo.id, 'pending', todo.balance,
+         todo.currency, todo.merchant, todo.id, now(), todo.closes_at FROM todo
+  ON CONFLICT DO NOTHING
+  RETURNING id, order_id
+)
+UPDATE orders o SET final_flow_id = fired.id FROM fired WHERE o.id = fired.order_id
+RETURNING o.id
+"""
+CLOSE_WINDOWS = f"""
+UPDATE windows SET status = 'closed' WHERE status = 'open' AND closes_at <= now() AND {FENCE}
+"""
+
+
+class Scheduler:
+    """Campaigns for the lease every ttl/3; while leader, runs the window duties each tick."""
+
+    def __init__(self, config: StackConfig, metrics: StackMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.pool: psycopg_pool.AsyncConnectionPool | None = None
+        self.token: int | None = None
+        self.tick = min(0.25, config.lease_ttl / 4)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.token is not None
+
+    async def campaign(self) -> None:
+        assert self.pool is not None
+        params = {"name": LEASE, "me": self.config.instance, "standby":
+                  not self.config.is_broken("no-standby"),
+                  "ttl": timedelta(seconds=self.config.lease_ttl)}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(ACQUIRE, params)).fetchone()
+        self._become(row[0] if row else None)
+
+    def _become(self, token: int | None) -> None:
+        if token is not None and self.token != token:
+            self.metrics.leader_changes.labels(self.metrics.node).inc()
+            log.info("became leader with token %d", token)
+        elif token is None and self.token is not None:
+            log.warning("lost leadership (token %d)", self.token)
+        self.token = token
+        self.metrics.is_leader.labels(self.metrics.node).set(1 if token is not None else 0)
+
+    async def duties(self) -> None:
+        """Open due windows, fire their charges in batches, close finished windows."""
+        assert self.pool is not None
+        fence = {"me": self.config.instance, "token": self.token, "batch": 500}
+        async with self.pool.connection() as conn:
+            for window_id, late in await (await conn.execute(OPEN_WINDOWS, fence)).fetchall():
+                log.info("opened window %s (%.3fs after its time)", window_id, late)
+            async with conn.transaction():
+                fired = await (await conn.execute(FIRE_CHARGES, fence)).fetchall()
+            if fired:
+                log.info("fired %d automatic final payments", len(fired))
+            await conn.execute(CLOSE_WINDOWS, fence)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_campaign = 0.0
+        while True:
+            try:
+                if loop.time() >= next_campaign:
+                    await self.campaign()
+                    next_campaign = loop.time() + self.config.lease_ttl / 3
+                if self.is_leader:
+                    await self.duties()
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                log.warning("scheduler step failed: %s", exc)
+            await asyncio.sleep(self.tick)
+
+
+def build_app(config: StackConfig) -> Starlette:
+    metrics = StackMetrics(config.node)
+    scheduler = Scheduler(config, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        url = config.require_database()
+        await connect_and_migrate(url)
+        scheduler.pool = await open_pool(url, 2, name="scheduler")
+        task = asyncio.create_task(scheduler.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await scheduler.pool.close()
+
+    def status() -> dict[str, object]:
+        return {"leader": scheduler.is_leader, "token": scheduler.token}
+
+    return Starlette(routes=ops_routes("scheduler", config, metrics, status), lifespan=lifespan)

@@ -1,0 +1,63 @@
+"""HTTP serving shared by every stack process: /healthz, /metrics, and uvicorn on uvloop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chaoskit.stack.config import StackConfig
+from chaoskit.stack.metrics import CONTENT_TYPE, StackMetrics
+
+Handler = Callable[[Request], Awaitable[Response]]
+Status = Callable[[], dict[str, Any]]
+
+
+def ops_routes(service: str, config: StackConfig, metrics: StackMetrics,
+               status: Status | None = None) -> list[Route]:
+    """GET /healthz (200 once the app started, with who/where it is) and GET /metrics."""
+
+    async def healthz(_: Request) -> Response:
+        body = {"status": "ok", "service": service, "node": config.node,
+                "instance": config.instance, **(status() if status else {})}
+        return JSONResponse(body)
+
+    async def prometheus(_: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    return [Route("/healthz", healthz), Route("/metrics", prometheus)]
+
+
+def timed(service: str, route: str, metrics: StackMetrics, handler: Handler) -> Handler:
+    """Wrap a handler so its latency lands in payments_request_duration_seconds by route."""
+
+    async def wrapper(request: Request) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status_code
+            return response
+        finally:
+            metrics.observe_request(service, route, status, time.perf_counter() - started)
+
+    return wrapper
+
+
+def serve(app: Any, config: StackConfig) -> None:
+    """Serve until SIGTERM/SIGINT (or until the app sets `app.state.server.should_exit`)."""
+    host, port = config.listen_address
+    uv_config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools",
+                               lifespan="on", access_log=False, log_level="warning",
+                               timeout_graceful_shutdown=5)
+    server = uvicorn.Server(uv_config)
+    app.state.server = server
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {config.instance} %(levelname)s %(message)s")
+    server.run()
