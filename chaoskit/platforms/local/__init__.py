@@ -1,0 +1,1 @@
+"""The local lab: the payment stack on emulated nodes (netns + cgroups as root, else loopback)."""

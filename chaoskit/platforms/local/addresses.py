@@ -1,0 +1,74 @@
+"""Free ports and a free lab subnet inside 198.18.0.0/15, chosen by asking the kernel."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import subprocess
+
+from chaoskit.errors import PlatformError
+
+LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
+SUBNET_PREFIX = 24
+
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free now; never the same one twice in this process, so that
+    ports picked before their servers bind do not collide with each other."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise PlatformError("no free TCP port found", hint="close some listening sockets")
+
+
+def networks_in_use() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 prefix on a local interface or in the main routing table."""
+    found: list[ipaddress.IPv4Network] = []
+    for args in (["-4", "-j", "addr"], ["-4", "-j", "route", "show", "table", "all"]):
+        out = subprocess.run(["ip", *args], capture_output=True, text=True, check=False).stdout
+        found.extend(_prefixes(json.loads(out or "[]")))
+    return found
+
+
+def _prefixes(entries: list[dict]) -> list[ipaddress.IPv4Network]:
+    nets: list[ipaddress.IPv4Network] = []
+    for entry in entries:
+        for info in entry.get("addr_info", []):
+            nets.append(ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False))
+        dst = entry.get("dst")
+        if dst and dst != "default" and ":" not in dst:
+            try:
+                nets.append(ipaddress.ip_network(dst, strict=False))
+            except ValueError:
+                continue
+    return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+
+
+def pick_subnet(in_use: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The first /24 of 198.18.0.0/15 overlapping nothing in use (198.18.0.0/24 is skipped:
+    benchmarking tools commonly grab it)."""
+    for candidate in list(LAB_RANGE.subnets(new_prefix=SUBNET_PREFIX))[1:]:
+        if not any(candidate.overlaps(net) for net in in_use):
+            return candidate
+    raise PlatformError("no free /24 left inside 198.18.0.0/15",
+                        hint="stop other labs with `chaoskit lab down --name NAME`")
+
+
+def host_address(subnet: ipaddress.IPv4Network) -> str:
+    """The bridge's own address: the first host of the subnet."""
+    return str(subnet.network_address + 1)
+
+
+def node_address(subnet: ipaddress.IPv4Network, index: int) -> str:
+    """Node i (0-based) gets .2, .3, ... so .1 stays the host side."""
+    if index + 2 >= subnet.num_addresses - 1:
+        raise PlatformError(f"subnet {subnet} has no room for node {index + 1}",
+                            hint="use fewer nodes")
+    return str(subnet.network_address + 2 + index)
