@@ -1,0 +1,195 @@
+"""Planning of network faults: target resolution, toxic naming, configs in human units."""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from chaoskit.errors import FaultError, PlatformError
+from chaoskit.faults import network
+from chaoskit.faults.base import MeasuresEffect
+from chaoskit.faults.network_config import BandwidthConfig, LatencyConfig, LimitDataConfig
+from chaoskit.faults.network_targets import family, resolve_proxies
+
+UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1: listing fails at once
+
+
+class PaperPlatform:
+    """A platform that only answers what network faults ask; proxies are declared, not run."""
+
+    name = "paper"
+
+    def __init__(self, declared: list[dict[str, str]] | None = None) -> None:
+        self.declared = declared
+
+    def toxiproxy_url(self) -> str:
+        return UNREACHABLE
+
+    def declared_proxies(self) -> list[dict[str, str]]:
+        return self.declared or []
+
+
+class BarePlatform:
+    """A platform without `declared_proxies` at all (the method is optional)."""
+
+    name = "bare"
+
+    def toxiproxy_url(self) -> str:
+        return UNREACHABLE
+
+
+def declared(*names: str) -> list[dict[str, str]]:
+    return [{"name": n, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"} for n in names]
+
+
+def plan(cls: type[network.ProxyFault], target: dict[str, Any], platform: Any = None,
+         name: str = "slow-bank", **fields: Any) -> dict[str, Any]:
+    fault = cls(platform or PaperPlatform())
+    return fault.plan(name, target, cls.Config(**fields), random.Random(1))
+
+
+BANKS = ["bank", "bank-alpha", "bank-beta", "banking", "postgres", "postgres-replica", "ledger"]
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ({"dependency": "bank"}, ["bank", "bank-alpha", "bank-beta"]),
+    ({"dependency": "bank:alpha"}, ["bank-alpha"]),
+    ({"dependency": "postgres"}, ["postgres", "postgres-replica"]),
+    ({"proxy": "ledger"}, ["ledger"]),
+])
+def test_selectors_resolve_to_proxy_names(target: dict[str, str], expected: list[str]) -> None:
+    assert resolve_proxies(target, [], lambda: BANKS) == expected
+
+
+def test_declared_and_listed_proxies_are_merged() -> None:
+    assert resolve_proxies({"dependency": "bank"}, ["bank-gamma"], lambda: ["bank-alpha"]) == [
+        "bank-alpha", "bank-gamma"]
+
+
+def test_an_exact_selector_needs_no_listing() -> None:
+    def listed() -> list[str]:
+        raise AssertionError("must not list the server")
+    assert resolve_proxies({"dependency": "bank:zeta"}, [], listed) == ["bank-zeta"]
+
+
+def test_unreachable_server_is_fine_when_declarations_answer() -> None:
+    intent = plan(network.LatencyFault, {"dependency": "bank"},
+                  PaperPlatform(declared("bank-alpha", "ledger")), latency="100ms")
+    assert intent["proxies"] == ["bank-alpha"]
+    assert [d["name"] for d in intent["declared"]] == ["bank-alpha"]
+
+
+def test_unreachable_server_without_declarations_says_so() -> None:
+    with pytest.raises(PlatformError, match="unreachable") as caught:
+        plan(network.LatencyFault, {"dependency": "bank"}, BarePlatform(), latency="100ms")
+    assert caught.value.hint
+
+
+def test_no_matching_proxy_is_an_error_with_a_hint() -> None:
+    with pytest.raises(FaultError, match="dependency 'bank'") as caught:
+        resolve_proxies({"dependency": "bank"}, ["ledger"], lambda: ["postgres"])
+    assert "bank-<name>" in caught.value.hint
+
+
+@pytest.mark.parametrize("target", [
+    {}, {"proxy": "a", "dependency": "bank"}, {"node": "n1"}, {"proxy": ""}, {"proxy": 3},
+    {"proxy": "a", "extra": 1}, {"proxy": "a/b"},
+])
+def test_malformed_targets_are_refused(target: dict[str, Any]) -> None:
+    with pytest.raises(FaultError) as caught:
+        resolve_proxies(target, [], lambda: BANKS)
+    assert caught.value.hint
+
+
+def test_toxics_are_named_per_fault_and_stream() -> None:
+    intent = plan(network.BandwidthFault, {"proxy": "bank-alpha"}, name="thin", rate="2MB/s",
+                  stream="both", toxicity="25%")
+    assert intent["toxics"] == [
+        {"proxy": "bank-alpha", "name": "chaoskit-thin-downstream", "stream": "downstream"},
+        {"proxy": "bank-alpha", "name": "chaoskit-thin-upstream", "stream": "upstream"}]
+    assert intent["toxic"] == {"type": "bandwidth", "toxicity": 0.25,
+                               "attributes": {"rate": 2000}}
+    assert intent["toxiproxy"] == UNREACHABLE and intent["created"] == []
+
+
+def test_latency_intent_asks_one_delay_per_delayed_direction() -> None:
+    one = plan(network.LatencyFault, {"proxy": "p"}, latency="150ms", jitter="10ms")
+    two = plan(network.LatencyFault, {"proxy": "p"}, latency="150ms", stream="both")
+    assert one["toxic"]["attributes"] == {"latency": 150, "jitter": 10}
+    assert (one["asked_added_ms"], two["asked_added_ms"]) == (150.0, 300.0)
+    assert one["probe"] == {"kind": "http"}
+    assert plan(network.LatencyFault, {"proxy": "p"}, latency="1s", probe="none")["probe"] is None
+
+
+@pytest.mark.parametrize(("cls", "fields", "kind", "attributes"), [
+    (network.TimeoutFault, {}, "timeout", {"timeout": 0}),
+    (network.ResetPeerFault, {"timeout": "2s"}, "reset_peer", {"timeout": 2000}),
+    (network.SlowCloseFault, {"delay": "300ms"}, "slow_close", {"delay": 300}),
+    (network.LimitDataFault, {"max_bytes": 4096}, "limit_data", {"bytes": 4096}),
+])
+def test_each_kind_plans_its_toxiproxy_toxic(cls: type[network.ProxyFault], fields: dict[str, Any],
+                                             kind: str, attributes: dict[str, int]) -> None:
+    intent = plan(cls, {"proxy": "p"}, **fields)
+    assert intent["toxic"]["type"] == kind and intent["toxic"]["attributes"] == attributes
+    assert intent["toxics"][0]["stream"] == "downstream"  # Toxiproxy's default direction
+
+
+def test_down_plans_a_mark_not_a_toxic() -> None:
+    intent = plan(network.DownFault, {"dependency": "bank:alpha"}, name="cut")
+    assert intent["mark"] == "chaoskit-cut-disabled" and "toxics" not in intent
+    assert intent["mark"] in family("cut")
+
+
+def test_fault_families_do_not_overlap() -> None:
+    assert family("a").isdisjoint(family("a-b"))
+    assert family("a").isdisjoint(family("a-downstream"))
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"latency": "1.5ms"}, "whole milliseconds"),
+    ({"latency": 100}, "unit"),
+    ({"latency": "100ms", "stream": "sideways"}, "stream"),
+    ({"latency": "100ms", "toxicity": "150%"}, "between"),
+    ({"latency": "100ms", "colour": "red"}, "colour"),
+])
+def test_latency_config_refuses_what_toxiproxy_cannot_do(fields: dict[str, Any],
+                                                          problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        LatencyConfig(**fields)
+
+
+def test_bandwidth_and_limit_configs_check_their_units() -> None:
+    assert BandwidthConfig(rate=64).rate == 64
+    assert BandwidthConfig(rate="1.5MB/s").rate == 1500
+    for bad in ("fast", 0, "0.5KB/s"):
+        with pytest.raises(ValidationError):
+            BandwidthConfig(rate=bad)
+    with pytest.raises(ValidationError):
+        LimitDataConfig(max_bytes=0)
+
+
+def test_unsafe_fault_name_is_refused() -> None:
+    with pytest.raises(FaultError, match="fault name"):
+        plan(network.TimeoutFault, {"proxy": "p"}, name="a b")
+
+
+def test_only_latency_measures_its_effect() -> None:
+    assert isinstance(network.LatencyFault(PaperPlatform()), MeasuresEffect)
+    assert not isinstance(network.TimeoutFault(PaperPlatform()), MeasuresEffect)
+
+
+def test_every_network_kind_is_registered_under_its_type_name() -> None:
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    faults = project["project"]["entry-points"]["chaoskit.faults"]
+    mine = {k: v for k, v in faults.items() if v.startswith("chaoskit.faults.network:")}
+    assert set(mine) == {"latency", "bandwidth", "timeout", "reset-peer", "slow-close",
+                         "limit-data", "down"}
+    for type_name, target in mine.items():
+        module, _, attr = target.partition(":")
+        assert getattr(import_module(module), attr).type_name == type_name
