@@ -102,7 +102,8 @@ def _dry_run(experiment: Any, seed: int | None) -> int:
     platform = platform_for(experiment.target)
     planned = plan_faults(experiment, platform, random.Random(seed))
     print(render(experiment, planned, seed))
-    problems = asyncio.run(platform.preflight())
+    from chaoskit.engine.preflight import scope_problems
+    problems = scope_problems(experiment, planned) + asyncio.run(platform.preflight())
     for problem in problems:
         print(f"preflight: {problem}", file=sys.stderr)
     print("dry run: nothing was injected" + ("" if not problems else "; preflight FAILED"))

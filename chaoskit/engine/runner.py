@@ -18,6 +18,7 @@ from typing import Any
 from chaoskit.engine import lease, watchdog
 from chaoskit.engine.faultline import FaultLine, plan_faults
 from chaoskit.engine.journal import JournalWriter, Record
+from chaoskit.engine.preflight import scope_problems
 from chaoskit.engine.rollback import audit
 from chaoskit.engine.sampling import Sampler, SamplingLoop, build_samplers
 from chaoskit.errors import PreflightError
@@ -107,7 +108,7 @@ class Run:
     # -- phases ----------------------------------------------------------------------------
     async def _preflight(self) -> None:
         problems = list(await self.platform.preflight())
-        problems += self._scope_problems()
+        problems += scope_problems(self.experiment, self.faultline.planned)
         for pf in self.faultline.planned:
             driver = self._driver(pf.type)
             if hasattr(driver, "preflight"):
@@ -116,18 +117,6 @@ class Run:
             raise PreflightError("preflight failed: " + "; ".join(problems),
                                  hint="fix the target or the experiment's scope; nothing was "
                                       "injected")
-
-    def _scope_problems(self) -> list[str]:
-        scope = self.experiment.target.scope
-        problems = []
-        for pf in self.faultline.planned:
-            node, proxies = pf.intent.get("node"), pf.intent.get("proxies") or []
-            if scope.nodes and node and node not in scope.nodes:
-                problems.append(f"{pf.name}: node {node} is outside scope.nodes {scope.nodes}")
-            outside = [p for p in proxies if scope.proxies and p not in scope.proxies]
-            if outside:
-                problems.append(f"{pf.name}: proxies {outside} are outside scope.proxies")
-        return problems
 
     def _driver(self, fault_type: str) -> Any:
         from chaoskit.engine.rollback import driver_for

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the real servers chaoskit drives: idempotent, cached outside the repo.
+#   Debian packages: haproxy nginx-light wrk chromium prometheus iproute2 (as root)
+#   toxiproxy-server v2.12.0 built with `go install` into ~/.cache/chaoskit/bin
+set -euo pipefail
+
+CACHE="${CHAOSKIT_CACHE:-$HOME/.cache/chaoskit}"
+BIN="$CACHE/bin"
+TOXIPROXY_VERSION="v2.12.0"
+DEBIAN_PACKAGES=(haproxy nginx-light wrk chromium prometheus iproute2)
+
+missing_debian() {
+  local missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  echo "${missing[@]:-}"
+}
+
+install_debian() {
+  local missing
+  missing="$(missing_debian)"
+  [ -z "$missing" ] && { echo "system: Debian packages present"; return; }
+  if [ "$(id -u)" != 0 ]; then
+    echo "system: missing Debian packages: $missing" >&2
+    echo "  run as root: apt-get install -y $missing" >&2
+    exit 1
+  fi
+  echo "system: installing $missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+}
+
+install_toxiproxy() {
+  if [ -x "$BIN/toxiproxy-server" ] && [ "$(cat "$BIN/.toxiproxy-version" 2>/dev/null)" = "$TOXIPROXY_VERSION" ]; then
+    echo "system: toxiproxy-server $TOXIPROXY_VERSION cached in $BIN"
+    return
+  fi
+  command -v go >/dev/null || { echo "system: Go is needed to build toxiproxy-server" >&2; exit 1; }
+  echo "system: building toxiproxy-server $TOXIPROXY_VERSION (go install, cached in $BIN)"
+  local tmp
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mkdir -p "$BIN"
+  mv "$tmp/server" "$BIN/toxiproxy-server"
+  echo "$TOXIPROXY_VERSION" > "$BIN/.toxiproxy-version"
+  rm -rf "$tmp"
+}
+
+install_debian
+install_toxiproxy

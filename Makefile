@@ -1,0 +1,44 @@
+# chaoskit: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test unit integration bench gate lint schema clean
+
+setup: $(STAMP)
+	@.ci/install-system.sh
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	@$(BIN)/python -m chaoskit.demo
+
+test: setup
+	@set +e; $(BIN)/pytest tests/unit tests/integration -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+unit: setup
+	@$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+bench: setup
+	@$(BIN)/pytest tests/bench -s -q -p no:cacheprovider -o python_files='bench_*.py' $(PYTEST_ARGS)
+
+gate: setup
+	@$(BIN)/python -m chaoskit.demo --gate
+
+lint: setup
+	@$(BIN)/ruff check chaoskit tests
+	@$(BIN)/mypy chaoskit
+
+schema: setup
+	@$(BIN)/chaoskit schema -o chaoskit.schema.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,149 @@
+"""The CI gate: `pytest experiments/` runs each experiment as a test; fixtures for Python tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoskit.errors import ChaoskitError
+
+_MARK = b"apiVersion: chaoskit/v1"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaoskit", "chaoskit experiments as tests")
+    group.addoption("--chaoskit-seed", type=int, default=None,
+                    help="seed for every collected experiment (default: random, recorded)")
+    group.addoption("--chaoskit-out", default="runs",
+                    help="where experiment runs write journals and reports (default: runs/)")
+    group.addoption("--chaoskit-dry-run", action="store_true",
+                    help="only validate and plan collected experiments")
+
+
+def _is_experiment(file_path: Path, parent: pytest.Collector) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    named = any(Path(a).resolve() == file_path.resolve() for a in parent.config.args)
+    if file_path.parent.name != "experiments" and not named:
+        return False
+    with open(file_path, "rb") as file:
+        return _MARK in file.read(4096)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_experiment(file_path, parent):
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ExperimentFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        item = ExperimentItem.from_parent(self, name=self.path.stem)
+        for tag in _tags(self.path):
+            self.config.addinivalue_line("markers", f"{tag}: chaoskit experiment tag")
+            item.add_marker(tag)
+        yield item
+
+
+def _tags(path: Path) -> list[str]:
+    from chaoskit.spec.loader import load_experiment
+    try:
+        return [t for t in load_experiment(path).metadata.tags if t.isidentifier()]
+    except ChaoskitError:
+        return []  # the item itself reports the problems when it runs
+
+
+class ExperimentFailed(Exception):
+    """The experiment's verdict was not 'held'."""
+
+
+class ExperimentItem(pytest.Item):
+    def runtest(self) -> None:
+        from chaoskit.engine.display import PlainDisplay
+        from chaoskit.engine.runner import RunOptions, run_experiment
+        from chaoskit.spec.loader import load_experiment
+
+        experiment = load_experiment(self.path)
+        if self.config.getoption("chaoskit_dry_run"):
+            return
+        options = RunOptions(seed=self.config.getoption("chaoskit_seed"),
+                             out_dir=Path(self.config.getoption("chaoskit_out")),
+                             observer=PlainDisplay(experiment))
+        outcome = run_experiment(experiment, str(self.path), options)
+        self.user_properties.append(("journal", str(outcome.journal)))
+        self.user_properties.append(("status", outcome.status))
+        if outcome.exit_code != 0:
+            raise ExperimentFailed(_failure_text(outcome))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, ExperimentFailed | ChaoskitError):
+            value = excinfo.value
+            return value.render() if isinstance(value, ChaoskitError) else str(value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"experiment {self.name}"
+
+
+def _failure_text(outcome: Any) -> str:
+    lines = [f"experiment {outcome.status} (exit {outcome.exit_code}); journal {outcome.journal}"]
+    if outcome.message:
+        lines.append(f"  error: {outcome.message}")
+    for v in outcome.verdicts:
+        if not v.held:
+            observed = "no samples" if v.observed is None else f"observed {v.observed:.4g}"
+            lines.append(f"  FAILED {v.item} [{v.phase}]: expected {v.aggregate} {v.expect}, "
+                         f"{observed}" + (f" ({v.note})" if v.note else ""))
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def inject(fault_type: str, platform: Any, *, name: str = "adhoc",
+           target: dict[str, Any] | None = None, seed: int = 0,
+           **magnitude: Any) -> Iterator[dict[str, Any]]:
+    """Apply one fault for the `with` block; always reverted and audited on the way out."""
+    from chaoskit.engine.rollback import driver_for
+
+    driver = driver_for(fault_type, platform)
+    config = type(driver).Config.model_validate(magnitude)
+    intent = driver.plan(name, target or {}, config, random.Random(seed))
+    try:
+        asyncio.run(driver.inject(intent))
+        yield intent
+    finally:
+        asyncio.run(driver.revert(intent))
+        residue = asyncio.run(driver.verify_reverted(intent))
+        if residue:
+            raise AssertionError(f"fault {name} left residue: {residue}")
+
+
+@pytest.fixture
+def chaoskit_inject() -> Callable[..., contextlib.AbstractContextManager[dict[str, Any]]]:
+    """`with chaoskit_inject("latency", platform, target={...}, latency="300ms"): ...`"""
+    return inject
+
+
+@pytest.fixture
+def chaoskit_probe() -> Callable[..., float]:
+    """`chaoskit_probe("schedule", platform, flow="refund", measure="on_time_ratio")` -> value."""
+    def sample(probe_type: str, platform: Any, **options: Any) -> float:
+        from chaoskit.engine.sampling import build_probe
+        from chaoskit.probes.base import ProbeContext
+        from chaoskit.spec.models import ProbeRef
+
+        probe = build_probe(ProbeRef(type=probe_type, **options), ProbeContext(platform, "."))
+
+        async def once() -> float:
+            try:
+                return float(await probe.sample())
+            finally:
+                await probe.close()
+        return asyncio.run(once())
+    return sample
