@@ -82,10 +82,20 @@ def _judge_against_baseline(item: Expectation, threshold: Threshold, base: list[
         from chaoskit.report import statistics as stats
     except ImportError:
         return
-    outcome = stats.compare_to_baseline(base, values, threshold, item.confidence)
-    if outcome is not None:
-        verdict.held = outcome.held
-        verdict.stats = outcome.as_dict()
+    outcome = stats.compare_to_baseline(base, values, threshold, item.confidence,
+                                        aggregate=item.aggregate)
+    if outcome is None:
+        return
+    if outcome.held != verdict.held:
+        verdict.note = (f"the {item.aggregate} rule alone would have "
+                        f"{'held' if verdict.held else 'failed'}; judged on the "
+                        f"{outcome.statistic} instead")
+    elif not outcome.conclusive:
+        verdict.note = f"within noise: not conclusive at {item.confidence:.0%}"
+    verdict.held = outcome.held
+    verdict.observed, verdict.baseline = outcome.observed, outcome.baseline
+    verdict.threshold = outcome.limit
+    verdict.stats = outcome.as_dict()
 
 
 def judge(experiment: Experiment, records: list[Record]) -> list[ItemVerdict]:
