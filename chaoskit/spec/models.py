@@ -8,10 +8,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chaoskit.spec.load import LoadSpec
-from chaoskit.spec.units import Duration, PositiveDuration
+from chaoskit.spec.units import (
+    Duration,
+    PositiveDuration,
+    parse_duration,
+    parse_rate,
+    parse_ratio,
+)
 
 API_VERSION = "chaoskit/v1"
-PHASES = ("before", "during", "after")
+PHASES: tuple[Literal["before", "during", "after"], ...] = ("before", "during", "after")
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
@@ -79,21 +85,45 @@ def parse_expectation(text: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+_BASELINE = re.compile(r"^baseline\s*(?:([*+\-])\s*(.+))?$")
+
+
+def _is_quantity(text: str) -> bool:
+    for parse in (float, parse_duration, parse_ratio, parse_rate):
+        try:
+            parse(text.strip())
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def check_condition(text: str) -> str:
+    """Both sides of a comparison: the right side is a quantity or 'baseline [*|+|-] quantity'
+    (the grammar chaoskit.report.expectations.parse_threshold evaluates)."""
+    _, right = parse_expectation(text)
+    match = _BASELINE.match(right)
+    amount = match.group(2) if match else right
+    if amount is not None and not _is_quantity(amount):
+        raise ValueError(f"'{right}' in '{text}' is not a number, duration, percentage, rate "
+                         "or baseline; write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'")
+    return text
+
+
 class Expectation(Strict):
     name: str = Field(pattern=_NAME)
     probe: ProbeRef
     expect: str = Field(description="comparison: '<= 300ms', '>= 99.9%', '<= baseline * 1.5'")
     aggregate: Literal["every", "last", "mean", "max", "min", "p50", "p90", "p99"] = "every"
     phases: list[Literal["before", "during", "after"]] = Field(
-        default_factory=lambda: list(PHASES))
+        default_factory=lambda: list(PHASES), min_length=1)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0,
                               description="for baseline comparisons: statistical confidence")
 
     @field_validator("expect")
     @classmethod
     def _expect_parses(cls, value: str) -> str:
-        parse_expectation(value)
-        return value
+        return check_condition(value)
 
 
 class Guardrail(Strict):
@@ -106,8 +136,7 @@ class Guardrail(Strict):
     @field_validator("abort_when")
     @classmethod
     def _condition_parses(cls, value: str) -> str:
-        parse_expectation(value)
-        return value
+        return check_condition(value)
 
 
 class FaultSpec(BaseModel):

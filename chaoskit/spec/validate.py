@@ -1,0 +1,426 @@
+"""Validate loaded experiment data and point every problem at its line, column and a fix."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml.nodes import Node
+
+from chaoskit import registry
+from chaoskit.errors import ProblemList
+from chaoskit.spec.loader import Document, Loc, locate
+from chaoskit.spec.models import (
+    _NAME,
+    API_VERSION,
+    Expectation,
+    Experiment,
+    FaultSpec,
+    ProbeRef,
+    Scope,
+)
+from chaoskit.spec.units import positive_duration
+
+_GLOB = re.compile(r"[*?\[\]{}]")
+_SCOPED = {"node": "nodes", "nodes": "nodes", "proxy": "proxies", "proxies": "proxies",
+           "namespace": "namespaces", "namespaces": "namespaces"}
+_NAMED_GROUPS = ("hypothesis", "faults", "guardrails")
+
+
+_TYPES = {  # pydantic error type prefix -> (what was expected, what to write)
+    "list": ("a list", "write a YAML list: [a, b] or lines starting with '- '"),
+    "dict": ("a mapping", "write 'key: value' lines indented under it"),
+    "model": ("a mapping", "write 'key: value' lines indented under it"),
+    "string": ("text", "write a text value (quote it if it looks like a number)"),
+    "int": ("a whole number", "write a whole number, e.g. 3"),
+    "float": ("a number", "write a number, e.g. 0.95"),
+    "bool": ("true or false", "write true or false"),
+}
+_VALUE_HINTS = (  # for unit messages that carry no hint of their own
+    ("must be greater than zero", "give a duration above zero, e.g. 30s"),
+    ("expected a duration", "add a unit, e.g. 30s, 300ms or 2m"),
+)
+
+
+def describe(err: Any, allowed: list[str]) -> tuple[str, str]:
+    """(what is wrong, what to do) for one pydantic error."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    key = str(err["loc"][-1]) if err["loc"] else ""
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'", _did_you_mean(key, allowed, "allowed keys")
+    if kind == "missing":
+        example = {"apiVersion": API_VERSION, "kind": "Experiment"}.get(key, "...")
+        return f"'{key}' is missing", f"add '{key}: {example}'"
+    if kind == "literal_error":
+        return _literal(key, value, re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+    if kind == "value_error":
+        return _value_error(str(ctx.get("error", err["msg"])), value)
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == _NAME:
+        return (f"'{value}' is not a valid name",
+                "use lowercase letters, digits and dashes, e.g. 'bank-latency'")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str(ctx.get("discriminator", "")).strip("'")
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        tags = tags or allowed
+        if kind == "union_tag_not_found":
+            return f"'{field}' is missing", f"add '{field}:', one of: {', '.join(tags)}"
+        return f"unknown {field} '{ctx.get('tag')}'", _did_you_mean(str(ctx.get("tag")), tags)
+    if kind == "too_short":
+        return "the list is empty", "add at least one entry"
+    expected = _TYPES.get(kind.split("_")[0])
+    if expected and kind.endswith(("_type", "_parsing")):
+        return f"expected {expected[0]}, got {_shown(value)}", expected[1]
+    return f"{err['msg'].replace('Input should be', 'must be')}, got {_shown(value)}", (
+        "see `chaoskit schema` for what is allowed here")
+
+
+def _did_you_mean(word: str, choices: list[str], label: str = "known") -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"{label}: {', '.join(choices)}" if choices else "remove it"
+
+
+def _literal(key: str, value: Any, choices: list[str]) -> tuple[str, str]:
+    if key == "apiVersion":
+        return f"unknown apiVersion {_shown(value)}", f"write 'apiVersion: {API_VERSION}'"
+    if len(choices) == 1:
+        return f"expected '{choices[0]}', got {_shown(value)}", f"write '{key}: {choices[0]}'"
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(choices)}"
+    return f"{_shown(value)} is not one of {', '.join(choices)}", hint
+
+
+def _value_error(text: str, value: Any) -> tuple[str, str]:
+    if "is not a duration" in text and isinstance(value, str) and value.strip()[:1] == "-":
+        return f"a duration cannot be negative, got '{value}'", "write e.g. 0s or 30s"
+    message, _, hint = text.partition("; ")
+    for fragment, default in _VALUE_HINTS:
+        if not hint and fragment in message:
+            hint = default
+    return message, hint or "fix the value"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def model_at(model: Any, loc: Loc) -> type[BaseModel] | None:
+    """The model class a location points into, following fields, lists, dicts and unions."""
+    current = _annotation_at(model, loc)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def union_tags(model: Any, loc: Loc) -> list[str]:
+    """The tags a discriminated union at `loc` accepts ('constant', 'ramp', ...)."""
+    current = _annotation_at(model, loc)
+    if get_origin(current) not in (Union, types.UnionType):
+        return []
+    return [str(tag) for member in map(_unwrap, get_args(current)) for tag in _tags(member)]
+
+
+def _annotation_at(model: Any, loc: Loc) -> Any:
+    current = model
+    for part in loc:
+        current = _step(_unwrap(current), part)
+        if current is None:
+            return None
+    return _unwrap(current)
+
+
+def _unwrap(ann: Any) -> Any:
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    if get_origin(ann) in (Union, types.UnionType):
+        members = [a for a in get_args(ann) if a is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return ann
+
+
+def _step(ann: Any, part: str | int) -> Any:
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(part, str):
+        for name, info in ann.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is list and isinstance(part, int):
+        return args[0]
+    if origin is dict:
+        return args[1]
+    if origin in (Union, types.UnionType):  # pydantic names the branch: a tag or class name
+        for member in map(_unwrap, args):
+            if part == getattr(member, "__name__", None) or part in _tags(member):
+                return member
+    return None
+
+
+def _tags(member: Any) -> set[Any]:
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return set()
+    return {arg for info in member.model_fields.values()
+            if get_origin(info.annotation) is Literal for arg in get_args(info.annotation)}
+
+
+class Checker:
+    """Collects problems for one document; every check adds to the same list."""
+
+    def __init__(self, document: Document, problems: ProblemList) -> None:
+        self.root = document.root
+        self.data = document.data
+        self.problems = problems
+
+    def add(self, node: Node, message: str, hint: str, fld: str = "") -> None:
+        mark = node.start_mark
+        self.problems.add(mark.line + 1, mark.column + 1, message, hint, fld)
+
+    def add_errors(self, error: ValidationError, base: Loc, model: type[BaseModel] | None,
+                   extra_allowed: tuple[str, ...] = ()) -> None:
+        """Map each pydantic error to a problem; several union branches failing on one value
+        become one problem."""
+        merged: dict[tuple[int, int, str, str], list[tuple[str, str]]] = {}
+        nodes: dict[tuple[int, int, str, str], Node] = {}
+        for err in error.errors():
+            loc = base + tuple(err["loc"])
+            if _is_duplicate_name_error(err):
+                continue  # reported with its position by check_unique_names
+            spot = locate(self.root, loc)
+            unknown_key = err["type"] == "extra_forbidden" and spot.key is not None
+            node = spot.key if unknown_key and spot.key else spot.value
+            fld = spot.path.rpartition(".")[0] if unknown_key else spot.path
+            allowed = self._allowed(model, tuple(err["loc"]), err["type"]) + list(extra_allowed)
+            own = str(loc[-1]) if err["type"] in ("missing", "extra_forbidden") else ""
+            where = (node.start_mark.line, node.start_mark.column, fld, own)
+            merged.setdefault(where, []).append(describe(err, allowed))
+            nodes[where] = node
+        for where, texts in merged.items():
+            self.add(nodes[where], _merge_messages([m for m, _ in texts]), texts[0][1], where[2])
+
+    @staticmethod
+    def _allowed(model: type[BaseModel] | None, loc: Loc, kind: str) -> list[str]:
+        if model is None:
+            return []
+        if kind.startswith("union_tag"):
+            return union_tags(model, loc)
+        owner = model_at(model, loc[:-1])
+        return _field_names(owner) if owner else []
+
+    def items(self, group: str) -> list[tuple[int, dict[str, Any]]]:
+        raw = self.data.get(group) if isinstance(self.data, dict) else None
+        if not isinstance(raw, list):
+            return []
+        return [(i, item) for i, item in enumerate(raw) if isinstance(item, dict)]
+
+    def value_node(self, loc: Loc) -> Node:
+        return locate(self.root, loc).value
+
+
+def _merge_messages(messages: list[str]) -> str:
+    """'expected a whole number, got x' + "expected 'auto', got x" -> one sentence."""
+    unique = list(dict.fromkeys(messages))
+    parts = [re.match(r"^expected (.+), got (.+)$", m) for m in unique]
+    if len(unique) > 1 and all(parts) and len({p.group(2) for p in parts if p}) == 1:
+        wanted = " or ".join(p.group(1) for p in parts if p)
+        return f"expected {wanted}, got {parts[0].group(2) if parts[0] else ''}"
+    return " or ".join(unique)
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _is_duplicate_name_error(err: Any) -> bool:
+    return err["type"] == "value_error" and "is used twice" in err["msg"] and not err["loc"]
+
+
+def parsed(model: type[BaseModel], raw: Any) -> Any:
+    """The model for one part, or None when that part is invalid (already reported)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def check_plugins(checker: Checker) -> None:
+    """Fault and probe types must be registered; their own fields go to the kind's Config."""
+    for i, fault in checker.items("faults"):
+        _check_kind(checker, registry.FAULTS, fault, ("faults", i), FaultSpec)
+    for group in ("hypothesis", "guardrails"):
+        for i, item in checker.items(group):
+            if isinstance(item.get("probe"), dict):
+                _check_kind(checker, registry.PROBES, item["probe"], (group, i, "probe"),
+                            ProbeRef)
+
+
+def _check_kind(checker: Checker, group: str, raw: dict[str, Any], loc: Loc,
+                common: type[BaseModel]) -> None:
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        return  # missing or mistyped 'type' is reported by the model itself
+    noun = "fault" if group == registry.FAULTS else "probe"
+    try:
+        cls = registry.lookup(group, kind)
+    except Exception as exc:  # noqa: BLE001 - a broken third-party plug-in is not our bug
+        checker.add(checker.value_node(loc + ("type",)), f"the {noun} type '{kind}' failed to "
+                    f"load: {exc}", "reinstall the package that provides it")
+        return
+    if cls is None:
+        checker.add(checker.value_node(loc + ("type",)), f"unknown {noun} type '{kind}'",
+                    registry.suggest(group, kind), _path(loc + ("type",)))
+        return
+    config = getattr(cls, "Config", None)
+    if config is None:
+        return
+    common_names = tuple(_field_names(common))
+    options = {k: v for k, v in raw.items() if k not in common_names}
+    try:
+        config.model_validate(options)
+    except ValidationError as exc:
+        checker.add_errors(exc, loc, config, common_names)
+
+
+def _path(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def check_unique_names(checker: Checker) -> None:
+    for group in _NAMED_GROUPS:
+        seen: dict[str, int] = {}
+        for i, item in checker.items(group):
+            name = item.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                checker.add(checker.value_node((group, i, "name")),
+                            f"the name '{name}' is already used by {group}[{seen[name]}]",
+                            f"give each entry of '{group}' its own name",
+                            _path((group, i, "name")))
+            seen.setdefault(name, i)
+
+
+def check_timing(checker: Checker) -> None:
+    """With a load, faults must start and end inside it: a fault outliving the load hits an
+    idle system and proves nothing, so both are problems (times are scenario time)."""
+    load = checker.data.get("load")
+    try:  # only the load's duration matters here, even when the rest of the load is wrong
+        end = positive_duration(load.get("duration")) if isinstance(load, dict) else None
+    except ValueError:
+        return
+    if end is None:
+        return
+    for i, raw in checker.items("faults"):
+        fault = parsed(FaultSpec, raw)
+        if fault is None:
+            continue
+        if fault.start >= end:
+            checker.add(checker.value_node(("faults", i, "start")),
+                        f"fault '{fault.name}' starts at {human(fault.start)}, when the load "
+                        f"has already ended ({human(end)})",
+                        f"start it before {human(end)} or lengthen load.duration",
+                        _path(("faults", i, "start")))
+        elif fault.start + fault.duration > end:
+            checker.add(checker.value_node(("faults", i, "duration")),
+                        f"fault '{fault.name}' ends at {human(fault.start + fault.duration)}, "
+                        f"after the load has ended ({human(end)})",
+                        f"shorten it to at most {human(end - fault.start)} or lengthen "
+                        "load.duration", _path(("faults", i, "duration")))
+
+
+def human(seconds: float) -> str:
+    """90.0 -> '1m30s', 0.25 -> '250ms', 3600 -> '1h'."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours:g}h" if hours else "", f"{minutes:g}m" if minutes else "",
+             f"{secs:g}s" if secs else ""]
+    return "".join(parts)
+
+
+def check_scope(checker: Checker) -> None:
+    """Explicitly named nodes, proxies and namespaces must be inside target.scope."""
+    target = checker.data.get("target")
+    scope = parsed(Scope, target.get("scope", {})) if isinstance(target, dict) else None
+    if scope is None:
+        return
+    for i, fault in checker.items("faults"):
+        if isinstance(fault.get("target"), dict):
+            _check_in_scope(checker, scope, fault["target"], ("faults", i, "target"), "fault",
+                            fault.get("name"))
+    for i, guard in checker.items("guardrails"):
+        probe = guard.get("probe")
+        if isinstance(probe, dict):
+            _check_in_scope(checker, scope, probe, ("guardrails", i, "probe"), "guardrail",
+                            guard.get("name"))
+            if isinstance(probe.get("target"), dict):
+                _check_in_scope(checker, scope, probe["target"],
+                                ("guardrails", i, "probe", "target"), "guardrail",
+                                guard.get("name"))
+
+
+def _check_in_scope(checker: Checker, scope: Scope, raw: dict[str, Any], loc: Loc, noun: str,
+                    name: Any) -> None:
+    for key, kinds in _SCOPED.items():
+        allowed: list[str] = getattr(scope, kinds)
+        value = raw.get(key)
+        if not allowed or value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for j, item in enumerate(values):
+            if not _explicit(item) or item in allowed:
+                continue
+            item_loc = loc + ((key, j) if isinstance(value, list) else (key,))
+            checker.add(checker.value_node(item_loc),
+                        f"{noun} '{name}' aims at {key.rstrip('s')} '{item}', outside "
+                        f"target.scope.{kinds} ({', '.join(allowed)})",
+                        f"add '{item}' to target.scope.{kinds} or aim inside the scope",
+                        _path(item_loc))
+
+
+def _explicit(value: Any) -> bool:
+    """A plain name; `any`, patterns and selectors ('gw-*', {role: worker}) resolve at preflight."""
+    return isinstance(value, str) and value != "any" and not _GLOB.search(value)
+
+
+def check_baseline_phases(checker: Checker) -> None:
+    """The baseline is measured in phase 'before'; comparing with it there means nothing."""
+    for i, raw in checker.items("hypothesis"):
+        expectation = parsed(Expectation, raw)
+        if expectation is None or "before" not in expectation.phases:
+            continue
+        if not re.search(r"\bbaseline\b", expectation.expect):
+            continue
+        phases = raw.get("phases")
+        loc: Loc = ("hypothesis", i, "phases", phases.index("before")) if isinstance(
+            phases, list) else ("hypothesis", i, "expect")
+        checker.add(checker.value_node(loc),
+                    f"expectation '{expectation.name}' compares with the baseline, which is "
+                    "still being measured in phase 'before'",
+                    "set 'phases: [during, after]' for it", _path(loc))
+
+
+def validate_document(document: Document, problems: ProblemList) -> Experiment | None:
+    """The Experiment, or None with every problem of the file added to `problems`."""
+    checker = Checker(document, problems)
+    if not isinstance(document.data, dict):
+        checker.add(document.root, "the file is not a mapping (key: value lines)",
+                    "an experiment starts with 'apiVersion: chaoskit/v1' and 'kind: Experiment'")
+        return None
+    experiment = None
+    try:
+        experiment = Experiment.model_validate(document.data)
+    except ValidationError as exc:
+        checker.add_errors(exc, (), Experiment)
+    for check in (check_unique_names, check_plugins, check_timing, check_scope,
+                  check_baseline_phases):
+        check(checker)
+    return experiment if not problems.items else None
