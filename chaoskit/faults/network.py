@@ -52,6 +52,10 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+async def _nothing() -> dict[str, Any]:
+    return {}
+
+
 def _run_undo(undo: Undo) -> list[str]:
     """Undo in reverse; keep going past failures (the residue audit reports what stays)."""
     failures = []
@@ -211,9 +215,11 @@ class ToxicFault(ProxyFault):
             await self._add_toxics(server, intent, undo)
             api_ms = _ms(time.perf_counter() - started)
             names = {(t["proxy"], t["name"]) for t in intent["toxics"]}
-            listed_ms = await _until(
-                lambda s: all(p in s and s[p].toxic(n) for p, n in names), server, started)
-            seen = await watch.first_affected(started) if watch else {}
+            listed = _until(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
+                            server, started)
+            # Probe alongside the listing check, so neither figure includes the other's wait.
+            listed_ms, seen = await asyncio.gather(
+                listed, watch.first_affected(started) if watch else _nothing())
         finally:
             if watch:
                 await watch.close()

@@ -454,3 +454,54 @@ def test_shared_server_keeps_others_proxies_and_toxics(
     assert reverted["deleted_proxies"] == ["bank-beta"]
     assert ToxiproxyServer(url).proxies() == before
     assert asyncio.run(fault.verify_reverted(intent)) == []
+
+
+def test_down_drops_connections_that_were_open(toxiproxy_url: str, echo_upstream: Any,
+                                               make_proxy: Any) -> None:
+    proxy = make_proxy("bank", echo_upstream.address)
+    fault, intent = planned(network.DownFault, toxiproxy_url, "f12", {"proxy": proxy.name})
+
+    async def scenario() -> str:
+        reader, writer = await connect(proxy.listen)
+        try:
+            await round_trip(reader, writer)
+            await fault.inject(intent)
+            writer.write(b"ping\n")
+            try:
+                got = await asyncio.wait_for(reader.read(5), 2)
+            except ConnectionResetError:
+                return "reset"
+            return "closed" if got == b"" else "answered"
+        finally:
+            writer.close()
+            await fault.revert(intent)
+
+    assert asyncio.run(scenario()) in {"reset", "closed"}
+
+
+def test_another_process_reverts_from_the_journaled_intent_alone(
+        toxiproxy_url: str, echo_upstream: Any) -> None:
+    """The journal holds the intent as planned (nothing created yet); that must be enough."""
+    family = f"fam{uuid.uuid4().hex[:6]}"
+    declared = [{"name": f"{family}-a", "listen": f"127.0.0.1:{free_port()}",
+                 "upstream": echo_upstream.address}]
+    fault, intent = planned(network.DownFault, toxiproxy_url, "f13", {"dependency": family},
+                            declared=declared)
+    journaled = json.loads(json.dumps(intent))
+
+    injected = asyncio.run(fault.inject(intent))
+    assert injected["created_proxies"] == [f"{family}-a"] and journaled["created"] == []
+    recovering = network.DownFault(LabPlatform("http://unused.invalid:1"))  # type: ignore[arg-type]
+    reverted = asyncio.run(recovering.revert(journaled))
+
+    assert reverted["enabled"] == [f"{family}-a"]
+    assert reverted["deleted_proxies"] == [f"{family}-a"]
+    assert f"{family}-a" not in ToxiproxyServer(toxiproxy_url).proxies()
+    assert asyncio.run(recovering.verify_reverted(journaled)) == []
+
+
+def test_audit_reports_an_unreachable_server_instead_of_passing(toxiproxy_url: str) -> None:
+    fault, intent = planned(network.TimeoutFault, toxiproxy_url, "f14", {"proxy": "whatever"})
+    intent["toxiproxy"] = f"http://127.0.0.1:{free_port()}"
+    residue = asyncio.run(fault.verify_reverted(intent))
+    assert len(residue) == 1 and "cannot audit" in residue[0]
