@@ -83,10 +83,12 @@ async def _build(lab: LabState, options: LabOptions) -> None:
     host_records = _plan_host(lab, options)
     stack, entry = _plan_stack(lab, options)
     state.save(lab)
-    await asyncio.gather(_start_postgres(lab, host_records.get("postgres")),
-                         _start_proxies(lab, host_records["toxiproxy"]),
-                         asyncio.to_thread(_launch_all, lab, [host_records["bank"]]))
-    _launch_all(lab, stack + [entry])
+    # Everything starts at once: stack services retry the database (and its proxy) until it
+    # answers, so their slow Python start-up overlaps initdb and Toxiproxy's start.
+    postgres_ready = asyncio.create_task(_start_postgres(lab, host_records.get("postgres")))
+    proxies_ready = asyncio.create_task(_start_proxies(lab, host_records["toxiproxy"]))
+    _launch_all(lab, [host_records["bank"], *stack, entry])
+    await asyncio.gather(postgres_ready, proxies_ready)
     await _wait_ready(lab, options.timeout)
 
 

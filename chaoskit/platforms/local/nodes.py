@@ -117,12 +117,20 @@ def residue(state: LabState, name: str) -> list[str]:
     found = []
     if frozen(state, name):
         found.append(f"node {name} is frozen")
-    node = state.node(name)
-    if state.mode == NETNS and node.veth:
-        link = netns.link_state(node.veth)
-        if link.get("up") != "yes" or link.get("master") != state.bridge:
-            found.append(f"node {name}: link {node.veth} is down or off the bridge {link}")
+    if cut_off := residue_link(state, name):
+        found.append(cut_off)
     for record in state.processes_on(name):
         if not processes.alive(record.pid, record.started):
             found.append(f"node {name}: process {record.id} is not running")
     return found
+
+
+def residue_link(state: LabState, name: str) -> str:
+    """Why the node's link is not normal ('' when it is up and on the bridge)."""
+    node = state.node(name)
+    if state.mode != NETNS or not node.veth:
+        return ""
+    link = netns.link_state(node.veth)
+    if link.get("up") != "yes" or link.get("master") != state.bridge:
+        return f"node {name}: link {node.veth} is down or off the bridge ({link or 'gone'})"
+    return ""

@@ -61,7 +61,7 @@ def _through(url: str, listen: str) -> str:
 
 def stack_record(state: LabState, options: LabOptions, service: str, node: str | None,
                  host: str) -> ProcessRecord:
-    name = instance_id(service, node or "host")
+    name = instance_id(service, node) if node else service
     listen = f"{host}:{free_port()}"
     env = {**stack_env(state, options), "CHAOSKIT_LISTEN": listen,
            "CHAOSKIT_NODE": node or "host", "CHAOSKIT_INSTANCE": name}

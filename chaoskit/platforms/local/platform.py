@@ -1,0 +1,192 @@
+"""LocalPlatform: what fault drivers, probes and the engine may ask of a local lab."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from chaoskit import toxiproxy
+from chaoskit.errors import PlatformError
+from chaoskit.platforms.base import NodeInfo
+from chaoskit.platforms.local import health, nodes, processes, state
+from chaoskit.platforms.local.state import LabState
+
+ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
+_MOST_LEASES = """
+SELECT lease_owner, count(*) FROM flows
+ WHERE status = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > now()
+ GROUP BY lease_owner ORDER BY count(*) DESC, lease_owner LIMIT 1"""
+
+
+class LocalPlatform:
+    """A lab found by name or state directory; every call re-reads its state file, so two
+    processes (the runner and the watchdog) see the same pids after a node restart."""
+
+    name = "local"
+
+    def __init__(self, lab: str | Path | None = None, toxiproxy_url: str | None = None,
+                 proxies: list[dict[str, str]] | None = None) -> None:
+        self.dir = state.lab_dir(str(lab) if lab is not None else None)
+        self._toxiproxy = toxiproxy_url
+        self._declared = list(proxies or [])
+
+    @classmethod
+    def from_target(cls, target: Any) -> LocalPlatform:
+        declared = [p.model_dump() for p in getattr(target, "proxies", [])]
+        return cls(target.lab, target.toxiproxy, declared)
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> LocalPlatform:
+        return cls(desc["lab_dir"], desc.get("toxiproxy"), desc.get("proxies"))
+
+    def describe(self) -> dict[str, Any]:
+        return {"platform": "local", "lab_dir": str(self.dir), "toxiproxy": self._toxiproxy,
+                "proxies": self._declared}
+
+    def lab(self) -> LabState:
+        return state.load(self.dir)
+
+    # -- addresses -------------------------------------------------------------------------
+    def toxiproxy_url(self) -> str:
+        return self._toxiproxy or self.lab().toxiproxy_api
+
+    def declared_proxies(self) -> list[dict[str, str]]:
+        return list(self._declared)
+
+    def entry_url(self) -> str:
+        return self.lab().entry_url
+
+    def database_url(self) -> str:
+        """Direct to PostgreSQL, not through Toxiproxy: probes must see the truth."""
+        return self.lab().postgres_url
+
+    def metrics_targets(self) -> dict[str, str]:
+        """Instance -> /metrics URL of every stack process (the bank included)."""
+        return {p.id: f"http://{p.listen}/metrics" for p in self.lab().processes
+                if p.service in ("gateway", "worker", "scheduler", "bank", "offline")}
+
+    def nodes(self) -> list[NodeInfo]:
+        lab = self.lab()
+        return [NodeInfo(n.name, n.address, tuple(n.roles), {"mode": lab.mode})
+                for n in lab.nodes]
+
+    # -- roles -----------------------------------------------------------------------------
+    def node_for_role(self, role: str) -> str:
+        lab = self.lab()
+        if role == "scheduler-leader":
+            return self._leader(lab)
+        if role == "worker-most-leases":
+            return self._most_leases(lab)
+        if role == "gateway":
+            return self._first_alive(lab, "gateway")
+        raise PlatformError(f"unknown role '{role}'", hint=f"use one of: {', '.join(ROLES)}")
+
+    def _leader(self, lab: LabState) -> str:
+        """The scheduler whose own metrics say payments_is_leader 1."""
+        with httpx.Client(timeout=1.0, trust_env=False) as http:
+            for record in lab.processes:
+                if record.service != "scheduler" or not processes.alive(record.pid):
+                    continue
+                try:
+                    text = http.get(f"http://{record.listen}/metrics").text
+                except httpx.HTTPError:
+                    continue
+                if _gauge(text, "payments_is_leader") >= 1 and record.node:
+                    return record.node
+        raise PlatformError("no scheduler reports itself leader",
+                            hint="wait for the election (a lease TTL) or check `lab status`")
+
+    def _most_leases(self, lab: LabState) -> str:
+        """The node of the worker holding most unexpired leases (first worker if none holds
+        any: with no work in flight every worker is equally loaded)."""
+        with psycopg.connect(lab.postgres_url, connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute(_MOST_LEASES).fetchone()
+        owner = lab.process(str(row[0])) if row else None
+        if owner is not None and owner.node:
+            return owner.node
+        return self._first_alive(lab, "worker")
+
+    def _first_alive(self, lab: LabState, service: str) -> str:
+        for record in lab.processes:
+            if record.service == service and record.node and processes.alive(record.pid):
+                return record.node
+        raise PlatformError(f"no live {service} in the lab", hint="check `chaoskit lab status`")
+
+    # -- node operations (blocking; drivers call them through asyncio.to_thread) ------------
+    def kill_node(self, name: str) -> list[int]:
+        """SIGKILL every process of the node; returns the pids killed."""
+        with state.locked(self.dir):
+            lab = self.lab()
+            lab.node(name)
+            return nodes.kill(lab, name)
+
+    def restart_node(self, name: str) -> list[str]:
+        """Start the node's processes that are not running, as after a reboot."""
+        with state.locked(self.dir):
+            lab = self.lab()
+            if nodes.frozen(lab, name):  # a rebooted machine is not hung any more
+                nodes.set_frozen(lab, name, False)
+            started = []
+            for record in lab.processes_on(name):
+                if not processes.alive(record.pid, record.started):
+                    nodes.launch(lab, record)
+                    started.append(record.id)
+                    state.save(lab)
+            return started
+
+    def freeze_node(self, name: str) -> None:
+        self._locked_op(lambda lab: nodes.set_frozen(lab, name, True), name)
+
+    def thaw_node(self, name: str) -> None:
+        self._locked_op(lambda lab: nodes.set_frozen(lab, name, False), name)
+
+    def isolate_node(self, name: str) -> None:
+        self._locked_op(lambda lab: nodes.set_isolated(lab, name, True), name)
+
+    def reconnect_node(self, name: str) -> None:
+        lab = self.lab()
+        if lab.mode == nodes.NETNS and nodes.residue_link(lab, name):
+            self._locked_op(lambda lab: nodes.set_isolated(lab, name, False), name)
+
+    def _locked_op(self, operation: Any, name: str) -> None:
+        with state.locked(self.dir):
+            lab = self.lab()
+            lab.node(name)
+            operation(lab)
+
+    def node_residue(self, name: str) -> list[str]:
+        return nodes.residue(self.lab(), name)
+
+    def node_health_urls(self, name: str) -> dict[str, str]:
+        return {p.id: p.health for p in self.lab().processes_on(name) if p.health}
+
+    # -- preflight --------------------------------------------------------------------------
+    async def preflight(self) -> list[str]:
+        if not state.exists(self.dir):
+            return [f"no lab at {self.dir}: start one with `chaoskit lab up`"]
+        lab = self.lab()
+        problems = [f"lab process {p.id} is not running" for p in lab.processes
+                    if not processes.alive(p.pid, p.started)]
+        if lab.mode == nodes.NETNS and os.geteuid() != 0:
+            problems.append("the lab's nodes are network namespaces: run chaoskit as root")
+        async with health.client(2.0) as http:
+            if not await health.healthy(http, f"{lab.entry_url}/healthz"):
+                problems.append(f"the lab's entry {lab.entry_url} is not healthy")
+        try:
+            toxiproxy.ToxiproxyServer(self.toxiproxy_url()).version()
+        except PlatformError as exc:
+            problems.append(exc.message)
+        return problems
+
+
+def _gauge(text: str, name: str) -> float:
+    """Sum of a metric's samples in an exposition text (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith(name + "_"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
