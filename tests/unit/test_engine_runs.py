@@ -188,6 +188,23 @@ def test_the_watchdog_reverts_within_the_lease_ttl_after_sigkill(lab: Lab) -> No
     assert result["status"] == "crashed" and result["recovered_by"].startswith("watchdog")
 
 
+def test_a_hung_runner_is_fenced_and_reverted_once_its_lease_lapses(lab: Lab) -> None:
+    runner = lab.start(lab.write(duration="60s"))
+    lab.wait_applied()
+    runner.send_signal(signal.SIGSTOP)
+    hung = time.monotonic()
+    try:
+        while lab.applied() and time.monotonic() - hung < LEASE_TTL + 5:
+            time.sleep(0.05)
+        assert lab.applied() == [], "the watchdog did not revert the hung runner's fault"
+        assert time.monotonic() - hung >= LEASE_TTL - 0.5  # it waited for the lease, not less
+        runner.wait(timeout=5)  # fenced: the watchdog killed it so it cannot re-apply
+        assert runner.returncode == -signal.SIGKILL
+    finally:
+        runner.kill()
+        runner.wait()
+
+
 def test_recover_by_hand_reverts_what_a_dead_run_left(lab: Lab) -> None:
     path = lab.write(duration="60s")
     script = textwrap.dedent(f"""
