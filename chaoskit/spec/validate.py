@@ -175,6 +175,7 @@ class Checker:
         self.root = document.root
         self.data = document.data
         self.problems = problems
+        self.names_checked = False
 
     def add(self, node: Node, message: str, hint: str, fld: str = "") -> None:
         mark = node.start_mark
@@ -188,7 +189,7 @@ class Checker:
         nodes: dict[tuple[int, int, str, str], Node] = {}
         for err in error.errors():
             loc = base + tuple(err["loc"])
-            if _is_duplicate_name_error(err):
+            if _is_duplicate_name_error(err) and self.names_checked:
                 continue  # reported with its position by check_unique_names
             spot = locate(self.root, loc)
             unknown_key = err["type"] == "extra_forbidden" and spot.key is not None
@@ -293,6 +294,7 @@ def _path(loc: Loc) -> str:
 
 
 def check_unique_names(checker: Checker) -> None:
+    checker.names_checked = True
     for group in _NAMED_GROUPS:
         seen: dict[str, int] = {}
         for i, item in checker.items(group):
@@ -415,12 +417,12 @@ def validate_document(document: Document, problems: ProblemList) -> Experiment |
         checker.add(document.root, "the file is not a mapping (key: value lines)",
                     "an experiment starts with 'apiVersion: chaoskit/v1' and 'kind: Experiment'")
         return None
+    check_unique_names(checker)
     experiment = None
     try:
         experiment = Experiment.model_validate(document.data)
     except ValidationError as exc:
         checker.add_errors(exc, (), Experiment)
-    for check in (check_unique_names, check_plugins, check_timing, check_scope,
-                  check_baseline_phases):
+    for check in (check_plugins, check_timing, check_scope, check_baseline_phases):
         check(checker)
     return experiment if not problems.items else None

@@ -90,12 +90,12 @@ def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     path.write_bytes(b"apiVersion: chaoskit/v1\n" + b"# padding\n" * (MAX_BYTES // 10 + 1))
     assert problems_of(path) == [
-        ("1:1: the file is larger than 128 KiB; an experiment is a small YAML file; "
+        ("1:1: the file is larger than 64 KiB; an experiment is a small YAML file; "
         "check you passed the right file")]
 
 
 def test_huge_text_is_refused_too() -> None:
-    with pytest.raises(SpecError, match="larger than 128 KiB"):
+    with pytest.raises(SpecError, match="larger than 64 KiB"):
         load_experiment_text("a: b\n" * (MAX_BYTES // 5 + 1), "huge.yaml")
 
 
@@ -161,3 +161,19 @@ def test_merge_keys_fill_in_without_overriding() -> None:
 def test_missing_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read the file"):
         load_experiment(tmp_path / "nope.yaml")
+
+
+def test_unknown_tag_on_a_key_is_refused_too() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_experiment_text("apiVersion: chaoskit/v1\n!secret kind: Experiment\n", "k.yaml")
+    assert caught.value.render().splitlines() == [
+        "k.yaml:1:1: 'metadata' is missing; add 'metadata: ...'",
+        ("k.yaml:2:1: unknown YAML tag '!secret'; remove the tag; "
+        "chaoskit/v1 uses plain YAML values only")]
+
+
+def test_reused_anchor_is_legal_and_silent(recwarn: pytest.WarningsRecorder) -> None:
+    text = ("apiVersion: chaoskit/v1\nkind: Experiment\nmetadata:\n  name: &n reuse\n"
+            "  owner: &n sre\n  description: *n\n")
+    assert load_experiment_text(text, "r.yaml").metadata.description == "sre"
+    assert len(recwarn) == 0
