@@ -61,13 +61,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _dry_run(experiment, args.seed)
     from chaoskit.engine.display import make_display
     from chaoskit.engine.runner import RunOptions, run_experiment
-    display = make_display(experiment, args.display)
-    options = RunOptions(seed=args.seed, out_dir=Path(args.out), observer=display)
+    from chaoskit.exporter import Observers, RunExporter
+    exporter = None
+    if args.metrics_port is not None or args.pushgateway:
+        exporter = RunExporter(experiment.metadata.name, args.metrics_port, args.pushgateway)
+    observers = Observers(make_display(experiment, args.display), exporter)
+    options = RunOptions(seed=args.seed, out_dir=Path(args.out), observer=observers)
     try:
         outcome = run_experiment(experiment, args.file, options)
     finally:
-        if display is not None:
-            display.close()
+        observers.close()
     _after_run(outcome.journal, args)
     return outcome.exit_code
 
@@ -178,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display", choices=["auto", "live", "plain", "quiet"], default="auto",
                    help="live panel in a terminal, plain lines in CI (default: auto)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve chaoskit's own metrics (phase, active faults) on 127.0.0.1:PORT")
+    p.add_argument("--pushgateway", metavar="URL",
+                   help="also push them to a Prometheus Pushgateway at each phase change")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("recover", help="revert what a dead run left applied")
