@@ -16,6 +16,10 @@ from chaoskit.platforms.local import health, nodes, processes, state
 from chaoskit.platforms.local.state import LabState
 
 ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
+STACK = ("gateway", "worker", "scheduler", "bank", "offline")
+_HELD_BY = """
+SELECT count(*) FROM flows
+ WHERE status = 'pending' AND lease_owner = ANY(%s) AND lease_expires_at > now()"""
 _MOST_LEASES = """
 SELECT lease_owner, count(*) FROM flows
  WHERE status = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > now()
@@ -64,10 +68,11 @@ class LocalPlatform:
         """Direct to PostgreSQL, not through Toxiproxy: probes must see the truth."""
         return self.lab().postgres_url
 
-    def metrics_targets(self) -> dict[str, str]:
-        """Instance -> /metrics URL of every stack process (the bank included)."""
+    def metrics_targets(self, exclude_node: str | None = None) -> dict[str, str]:
+        """Instance -> /metrics URL of every stack process (the bank included), optionally
+        leaving out one node's (to read what the survivors of a node loss say)."""
         return {p.id: f"http://{p.listen}/metrics" for p in self.lab().processes
-                if p.service in ("gateway", "worker", "scheduler", "bank", "offline")}
+                if p.service in STACK and (exclude_node is None or p.node != exclude_node)}
 
     def nodes(self) -> list[NodeInfo]:
         lab = self.lab()
@@ -109,6 +114,14 @@ class LocalPlatform:
         if owner is not None and owner.node:
             return owner.node
         return self._first_alive(lab, "worker")
+
+    def leases_held(self, node: str) -> int:
+        """Unexpired work leases held by the workers of a node, from the ledger."""
+        lab = self.lab()
+        owners = [p.id for p in lab.processes_on(node) if p.service == "worker"]
+        with psycopg.connect(lab.postgres_url, connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute(_HELD_BY, (owners,)).fetchone()
+        return int(row[0]) if row else 0
 
     def _first_alive(self, lab: LabState, service: str) -> str:
         for record in lab.processes:
