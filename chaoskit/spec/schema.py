@@ -1,9 +1,13 @@
-"""The JSON Schema of chaoskit/v1 experiments, for editors (yaml-language-server) and tools."""
+"""The shape of chaoskit/v1: its JSON Schema for editors, and the model class at a location."""
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from pydantic import BaseModel
+
+from chaoskit.spec.loader import Loc
 from chaoskit.spec.models import API_VERSION, Experiment
 
 SCHEMA_ID = "https://chaoskit.dev/schema/chaoskit-v1.json"
@@ -38,3 +42,61 @@ def _duration_defaults(node: Any) -> Any:
     if "ms|s|m|h" in str(out.get("pattern", "")) and isinstance(default, int | float):
         out["default"] = f"{default:g}s"
     return out
+
+
+def model_at(model: Any, loc: Loc) -> type[BaseModel] | None:
+    """The model class a location points into, following fields, lists, dicts and unions."""
+    current = _annotation_at(model, loc)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def union_tags(model: Any, loc: Loc) -> list[str]:
+    """The tags a discriminated union at `loc` accepts ('constant', 'ramp', ...)."""
+    current = _annotation_at(model, loc)
+    if get_origin(current) not in (Union, types.UnionType):
+        return []
+    return [str(tag) for member in map(_unwrap, get_args(current)) for tag in _tags(member)]
+
+
+def _annotation_at(model: Any, loc: Loc) -> Any:
+    current = model
+    for part in loc:
+        current = _step(_unwrap(current), part)
+        if current is None:
+            return None
+    return _unwrap(current)
+
+
+def _unwrap(ann: Any) -> Any:
+    while get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    if get_origin(ann) in (Union, types.UnionType):
+        members = [a for a in get_args(ann) if a is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return ann
+
+
+def _step(ann: Any, part: str | int) -> Any:
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(part, str):
+        for name, info in ann.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is list and isinstance(part, int):
+        return args[0]
+    if origin is dict:
+        return args[1]
+    if origin in (Union, types.UnionType):  # pydantic names the branch: a tag or class name
+        for member in map(_unwrap, args):
+            if part == getattr(member, "__name__", None) or part in _tags(member):
+                return member
+    return None
+
+
+def _tags(member: Any) -> set[Any]:
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return set()
+    return {arg for info in member.model_fields.values()
+            if get_origin(info.annotation) is Literal for arg in get_args(info.annotation)}
