@@ -197,7 +197,8 @@ def test_all_problems_of_a_file_at_once() -> None:
     assert lines[0] == "5:3: metadata: unknown key 'ownr'; did you mean 'owner'?"
     assert lines[1] == ("7:13: phases.baseline: '5 sec' is not a duration; "
                         "write e.g. 300ms, 1.5s, 2m or 1h")
-    assert lines[2].startswith("10:11: faults[0].type: unknown fault type 'latency'; ")
+    assert lines[2].startswith("10:11: faults[0].type: unknown fault type 'test-latncy'; "
+                               "did you mean 'test-latency'?")
 
 
 def test_duplicate_names_point_at_the_second_one() -> None:
