@@ -1,0 +1,102 @@
+"""One keep-alive HTTP/1.1 connection: raw asyncio protocol, responses parsed with httptools.
+
+Deliberately minimal (one request in flight, no redirects, no TLS): this is the load engine's hot
+path and every call counts. It reports to its owner through three callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Protocol
+
+import httptools
+
+
+class ConnectionOwner(Protocol):
+    def on_response(self, conn: Connection, status: int, body: bytes) -> None: ...
+    def on_lost(self, conn: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """A pooled connection; `busy` while a request is in flight."""
+
+    __slots__ = (
+        "_body",
+        "_owner",
+        "_parser",
+        "_pending",
+        "_transport",
+        "as_payment",
+        "busy",
+        "closed",
+        "flow",
+        "intended",
+        "key",
+        "sent_at",
+       
+    )
+
+    def __init__(self, owner: ConnectionOwner) -> None:
+        self._owner = owner
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._pending: bytes | None = None
+        self.busy = False
+        self.closed = False
+        self.intended = 0.0
+        self.sent_at = 0.0
+        self.flow = 0
+        self.key = b""
+        self.as_payment = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # small requests must not wait for Nagle
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._pending is not None:
+            transport.write(self._pending)  # type: ignore[attr-defined]
+            self._pending = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._owner.on_lost(self)
+
+    # httptools callbacks (it binds only the ones defined: bodies cost only in BodyConnection)
+    def on_message_complete(self) -> None:
+        body = b"".join(self._body) if self._body else b""
+        self._body = []
+        status = self._parser.get_status_code()
+        if not self._parser.should_keep_alive():
+            self.closed = True  # the owner sees `closed` and does not pool it again
+            self.abort()
+        self._owner.on_response(self, status, body)
+
+    def send(self, request: bytes) -> None:
+        if self._transport is None:
+            self._pending = request  # still connecting: written in connection_made
+        else:
+            self._transport.write(request)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class BodyConnection(Connection):
+    """A connection that keeps response bodies (to read ids of acknowledged flows)."""
+
+    __slots__ = ()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)

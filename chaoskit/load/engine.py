@@ -1,0 +1,93 @@
+"""The load engine entry point: drive a LoadSpec against a base URL, summarize what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chaoskit.errors import LoadError
+from chaoskit.load.curve import primitives_to_json
+from chaoskit.load.fleet import WorkerFleet
+from chaoskit.load.plan import Endpoint, LoadPlan, worker_count
+from chaoskit.load.shapes import curve_of
+from chaoskit.load.summary import LoadSummary, WindowMerger, summarize
+from chaoskit.spec.load import FLOWS, LoadSpec
+
+START_MARGIN = 0.05   # seconds between "go" and t0, so every worker starts on the same tick
+END_MARGIN = 5.0      # beyond run + timeout, the parent stops waiting and kills the workers
+
+
+def plan_for(spec: LoadSpec, base_url: str, *, seed: int, ack_path: str | None) -> LoadPlan:
+    """The worker plan for a spec: exact curve, mix in a fixed flow order, per-worker caps."""
+    curve = curve_of(spec, seed)
+    workers = worker_count(spec.workers, curve.peak_bound())
+    flows = [f for f in FLOWS if spec.mix.get(f, 0.0) > 0.0]
+    endpoint = Endpoint.parse(base_url)
+    return LoadPlan(
+        primitives=primitives_to_json(curve), time_scale=spec.time_scale,
+        run_seconds=spec.run_seconds(), flows=flows, weights=[spec.mix[f] for f in flows],
+        seed=seed, workers=workers, worker=0, host=endpoint.host, port=endpoint.port,
+        prefix=endpoint.prefix, timeout=spec.timeout, late_after=spec.late_after,
+        max_in_flight=-(-spec.max_in_flight // workers), nonce=secrets.token_hex(6),
+        ack_path=ack_path)
+
+
+async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event,
+                on_window: Callable[[dict], None], ack_path: str | None) -> LoadSummary:
+    """Run the spec's open-model load against `base_url` until its duration or `stop`.
+
+    `on_window` gets a merged dict every ~100 ms in this event loop. Bounded: workers that
+    overrun the run, its timeout and a margin are killed.
+    """
+    plan = plan_for(spec, base_url, seed=seed, ack_path=ack_path)
+    merger = WindowMerger(plan.workers, plan.flows, on_window)
+    done: list[dict[str, Any]] = []
+    fleet = await WorkerFleet.start(plan)
+    watcher = asyncio.create_task(_stop_on(stop, fleet))
+    try:
+        if not stop.is_set():
+            t0 = time.monotonic() + START_MARGIN
+            fleet.go(t0)
+            deadline = t0 + plan.run_seconds + plan.timeout + END_MARGIN
+            await _collect(fleet, merger, done, deadline)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await fleet.close()
+    merger.close()
+    return summarize(merger, done, workers=plan.workers, run_seconds=_ran(plan, merger))
+
+
+async def _stop_on(stop: asyncio.Event, fleet: WorkerFleet) -> None:
+    await stop.wait()
+    fleet.stop()
+
+
+async def _collect(fleet: WorkerFleet, merger: WindowMerger, done: list[dict[str, Any]],
+                   deadline: float) -> None:
+    try:
+        async for worker, message in fleet.messages(deadline):
+            if message is None:
+                merger.worker_done(worker)
+                if not any(d["worker"] == worker for d in done):
+                    raise fleet.crashed(worker)
+            elif message["type"] == "window":
+                merger.add(worker, message)
+            elif message["type"] == "done":
+                done.append({**message, "worker": worker})
+    except TimeoutError:
+        raise LoadError("load workers did not finish within the run, its timeout and "
+                        f"{END_MARGIN:g}s; they were stopped",
+                        hint="the machine may be overloaded: lower the rate or add workers"
+                        ) from None
+
+
+def _ran(plan: LoadPlan, merger: WindowMerger) -> float:
+    """Run seconds actually driven: the planned length, or less when stopped early."""
+    sent_windows = [w["t"] for w in merger.series if w["intended"]]
+    return min(plan.run_seconds, max(sent_windows, default=plan.run_seconds))

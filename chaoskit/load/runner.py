@@ -1,0 +1,308 @@
+"""The open-model loop of one worker: send on schedule whatever the responses do, and record it.
+
+Requests leave when the schedule says, never when a response frees a slot: a slow system gets
+no relief. Latency is measured from the *intended* send time (coordinated omission corrected),
+schedule lag (actual minus intended send) goes to its own histogram, and every arrival ends up
+in exactly one bucket: ok, error, or dropped (cap on in-flight reached, or timed out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from chaoskit.load.connection import BodyConnection, Connection
+from chaoskit.load.plan import WINDOW, LoadPlan
+from chaoskit.load.recorder import AckLog, BucketCounts, Tally, new_histogram
+from chaoskit.load.requests import PAY, RequestMix
+from chaoskit.load.schedule import ArrivalSchedule
+
+CHUNK = 0.010        # run seconds of schedule generated at a time: keeps each step short
+# The loop's timers tick in whole milliseconds: waking at most once per ms and sending all that
+# is due keeps lag under ~1 ms without spinning a core at moderate rates.
+TICK = 0.001
+STOP_GRACE = 0.5     # after a stop, in-flight requests get at most this long to answer
+BATCH = 256          # arrivals sent per step before responses get a turn
+CONNECTING = 16      # connections opened at once when the pool is short: no connect storms
+Emit = Callable[[dict[str, object]], None]
+
+
+class OpenModelRun:
+    """Dispatches one worker's share of the schedule over a pool of keep-alive connections."""
+
+    def __init__(self, plan: LoadPlan, emit: Emit) -> None:
+        self.plan = plan
+        self._emit = emit
+        self._loop = asyncio.get_running_loop()
+        self._schedule = ArrivalSchedule(plan.curve(), seed=plan.seed, weights=plan.weights,
+                                         worker=plan.worker, workers=plan.workers)
+        self._mix = RequestMix(plan.flows, plan.host, plan.port, plan.prefix, plan.nonce)
+        self._acks = AckLog(plan.ack_path)
+        self._want_body = self._mix.wants_payment_ids or self._acks.enabled
+        self._idle: list[Connection] = []
+        self._pool: set[Connection] = set()
+        self._backlog: deque[tuple[float, int, int]] = deque()  # due, waiting for a connection
+        self._connecting = 0
+        self._in_flight = 0  # sent and unanswered, plus the backlog
+        self._window = 0
+        self._tally = Tally(len(plan.flows))
+        self._latency = new_histogram()
+        self._lag = BucketCounts()
+        self._times: list[float] = []
+        self._ks: list[int] = []
+        self._flows: list[int] = []
+        self._i = 0
+        self._generated_to = 0.0
+        self._t0 = 0.0
+        self._cpu_at_start = 0.0
+        self._sending = False
+        self._drain_until = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self.opened = 0
+        self.finished: asyncio.Future[None] = self._loop.create_future()
+
+    # --- connections -------------------------------------------------------------------------
+    async def warm(self, count: int) -> int:
+        """Open `count` connections before the start so the first window is not all handshakes."""
+        conns = [self._new_connection() for _ in range(min(count, self.plan.max_in_flight))]
+        await asyncio.gather(*(self._connect(c) for c in conns))
+        return len(self._idle)
+
+    def _new_connection(self) -> Connection:
+        conn = BodyConnection(self) if self._want_body else Connection(self)
+        self._pool.add(conn)
+        self._connecting += 1
+        self.opened += 1
+        return conn
+
+    def _grow(self) -> None:
+        """One more connection for the backlog, unless enough are opening or the cap is hit."""
+        if self._connecting < CONNECTING and len(self._pool) < self.plan.max_in_flight:
+            self._loop.create_task(self._connect(self._new_connection()))
+
+    async def _connect(self, conn: Connection) -> None:
+        connect = self._loop.create_connection(lambda: conn, self.plan.host, self.plan.port)
+        try:
+            await asyncio.wait_for(connect, self.plan.timeout)
+        except (TimeoutError, OSError):
+            self._connecting -= 1
+            conn.closed = True
+            self._pool.discard(conn)
+            if self._backlog:  # the request that wanted this connection fails with it
+                self._fail_queued()
+            return
+        self._connecting -= 1
+        self._reuse(conn)
+
+    def _reuse(self, conn: Connection) -> None:
+        """A free connection takes the oldest waiting request, or waits in the idle stack."""
+        if self._backlog:
+            t, k, flow = self._backlog.popleft()
+            self._write(conn, t, k, flow)
+        else:
+            self._idle.append(conn)
+
+    def _fail_queued(self) -> None:
+        _, _, flow = self._backlog.popleft()
+        self._in_flight -= 1
+        self._tally.errors[flow] += 1
+
+    # --- schedule ----------------------------------------------------------------------------
+    def start(self, t0: float) -> None:
+        """Begin at monotonic time t0 (shared by all workers: CLOCK_MONOTONIC is system-wide)."""
+        self._t0 = t0
+        self._cpu_at_start = time.process_time()
+        self._sending = True
+        delay = t0 - time.monotonic()
+        self._timer = self._loop.call_later(max(0.0, delay), self._tick)
+        self._loop.call_later(max(0.0, delay + WINDOW), self._window_tick)
+
+    def stop(self) -> None:
+        """Stop sending now: queued requests are dropped, in-flight ones get a short grace."""
+        if self._sending:
+            self._sending = False
+            self._drain_until = time.monotonic() - self._t0 + min(STOP_GRACE, self.plan.timeout)
+            while self._backlog:
+                _, _, flow = self._backlog.popleft()
+                self._in_flight -= 1
+                self._tally.dropped[flow] += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _refill(self) -> None:
+        self._generated_to += CHUNK
+        self._times, self._ks, self._flows = self._schedule.take_until(self._generated_to)
+        self._i = 0
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._sending:
+            return
+        self._dispatch(time.monotonic() - self._t0, BATCH)
+        self._arm()
+
+    def _arm(self) -> None:
+        """Wake up for the next arrival (at once if a batch was cut short)."""
+        if self._i < len(self._times):
+            delay = self._times[self._i] - (time.monotonic() - self._t0)
+        elif self._schedule.exhausted:
+            self._sending = False  # all sent: the window ticks finish the run
+            self._drain_until = self.plan.run_seconds + self.plan.timeout + WINDOW
+            return
+        else:
+            delay = self._generated_to - CHUNK - (time.monotonic() - self._t0)
+        self._timer = self._loop.call_later(0 if delay <= 0 else max(delay, TICK), self._tick)
+
+    def _dispatch(self, until: float, limit: int) -> None:
+        """Send up to `limit` arrivals due by `until` (run seconds)."""
+        times, ks, flows, i = self._times, self._ks, self._flows, self._i
+        send = self._send
+        while limit > 0:
+            if i >= len(times):
+                if self._generated_to > until + CHUNK or self._schedule.exhausted:
+                    break
+                self._refill()
+                times, ks, flows, i = self._times, self._ks, self._flows, 0
+                continue
+            t = times[i]
+            if t > until:
+                break
+            send(t, ks[i], flows[i])
+            i += 1
+            limit -= 1
+        self._i = i
+
+    def _send(self, t: float, k: int, flow: int) -> None:
+        """An arrival is due: write it on a free connection, queue it, or drop it at the cap."""
+        self._tally.intended[flow] += 1
+        if self._in_flight >= self.plan.max_in_flight:
+            self._tally.dropped[flow] += 1
+            return
+        self._in_flight += 1
+        if self._idle:
+            self._write(self._idle.pop(), t, k, flow)
+        else:
+            self._backlog.append((t, k, flow))
+            self._grow()
+
+    def _write(self, conn: Connection, t: float, k: int, flow: int) -> None:
+        now = time.monotonic() - self._t0
+        request, conn.key, conn.as_payment = self._mix.build(k, flow)
+        conn.busy = True
+        conn.intended = t
+        conn.sent_at = now
+        conn.flow = flow
+        conn.send(request)
+        self._tally.sent[flow] += 1
+        lag = now - t
+        if lag > self.plan.late_after:
+            self._tally.late += 1
+        self._lag.add(lag)
+
+    # --- responses ---------------------------------------------------------------------------
+    def on_response(self, conn: Connection, status: int, body: bytes) -> None:
+        if not conn.busy:
+            return  # a response after we gave up on it: already counted as dropped
+        conn.busy = False
+        self._in_flight -= 1
+        tally = self._tally
+        tally.latency.add(time.monotonic() - self._t0 - conn.intended)
+        if 200 <= status < 300:
+            tally.ok[conn.flow] += 1
+            if self._want_body:
+                self._acknowledged(conn, status, body)
+        else:
+            tally.errors[conn.flow] += 1
+        if conn.closed:
+            self._pool.discard(conn)
+        else:
+            self._reuse(conn)
+
+    def _acknowledged(self, conn: Connection, status: int, body: bytes) -> None:
+        try:
+            flow_id = json.loads(body).get("id") if body else None
+        except (ValueError, AttributeError):
+            flow_id = None
+        flow = PAY if conn.as_payment else self.plan.flows[conn.flow]
+        if flow == PAY and flow_id and self._mix.wants_payment_ids:
+            self._mix.payments.append(str(flow_id))
+        if self._acks.enabled:
+            self._acks.add(conn.key, flow, flow_id, status)
+
+    def on_lost(self, conn: Connection) -> None:
+        self._pool.discard(conn)
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if conn.busy:
+            conn.busy = False
+            self._in_flight -= 1
+            self._tally.errors[conn.flow] += 1
+
+    # --- windows -----------------------------------------------------------------------------
+    def _window_tick(self) -> None:
+        boundary = (self._window + 1) * WINDOW
+        if self._sending:
+            self._dispatch(boundary, 1 << 62)  # every arrival of this window is counted in it
+        now = time.monotonic() - self._t0
+        finishing = not self._sending and (self._in_flight == 0 or now >= self._drain_until)
+        self._expire(math.inf if finishing else now)
+        self._close_window()
+        if finishing:
+            self._finish()
+            return
+        delay = self._t0 + (self._window + 1) * WINDOW - time.monotonic()
+        self._loop.call_later(max(0.0, delay), self._window_tick)
+
+    def _expire(self, now: float) -> None:
+        """Give up on requests unanswered past the timeout (or all, at the end): dropped.
+
+        Their latency is recorded as the time waited so far, so a hung system shows in the
+        percentiles and not only in a counter.
+        """
+        limit = now - self.plan.timeout
+        tally = self._tally
+        while self._backlog and self._backlog[0][0] < limit:
+            t, _, flow = self._backlog.popleft()
+            self._in_flight -= 1
+            tally.dropped[flow] += 1
+            tally.timeouts += 1
+            if now != math.inf:
+                tally.latency.add(now - t)
+        for conn in [c for c in self._pool if c.busy and c.sent_at < limit]:
+            conn.busy = False
+            conn.closed = True
+            self._in_flight -= 1
+            self._pool.discard(conn)
+            tally.dropped[conn.flow] += 1
+            tally.timeouts += 1
+            if now != math.inf:
+                tally.latency.add(now - conn.intended)
+            conn.abort()
+
+    def _close_window(self) -> None:
+        window_hist = new_histogram()
+        self._emit(self._tally.message(self._window, window_hist))
+        self._latency.add(window_hist)
+        self._tally = Tally(len(self.plan.flows))
+        self._window += 1
+        self._acks.flush()
+
+    def _finish(self) -> None:
+        for conn in list(self._pool):
+            conn.closed = True
+            conn.abort()
+        self._acks.close()
+        lag = new_histogram()
+        self._lag.drain_into(lag)
+        self._emit({"type": "done", "latency": self._latency.encode().decode(),
+                    "lag": lag.encode().decode(), "connections": self.opened,
+                    "cpu_seconds": time.process_time() - self._cpu_at_start,
+                    "refunds_as_payments": self._mix.refunds_as_payments,
+                    "acks": self._acks.count})
+        if not self.finished.done():
+            self.finished.set_result(None)

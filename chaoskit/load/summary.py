@@ -1,0 +1,134 @@
+"""Merging worker reports: per-100 ms windows across workers, and the run's LoadSummary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from chaoskit.load.plan import WINDOW
+from chaoskit.load.recorder import new_histogram
+
+_COUNTS = ("intended", "sent", "ok", "errors", "dropped")
+_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+
+
+def _ms(hist: HdrHistogram, percentile: float) -> float | None:
+    if hist.get_total_count() == 0:
+        return None
+    return hist.get_value_at_percentile(percentile) / 1000.0
+
+
+def latency_ms(hist: HdrHistogram) -> dict[str, float | None]:
+    """Percentiles and max of a microsecond histogram, in milliseconds."""
+    values = {name: _ms(hist, p) for name, p in _PERCENTILES.items()}
+    values["max"] = hist.get_max_value() / 1000.0 if hist.get_total_count() else None
+    return values
+
+
+def merged(encoded: list[str]) -> HdrHistogram:
+    hist = new_histogram()
+    for item in encoded:
+        hist.decode_and_add(item)
+    return hist
+
+
+@dataclass
+class LoadSummary:
+    """A run's totals, latency (from intended send times) and its 100 ms series."""
+
+    intended: int
+    sent: int
+    ok: int
+    errors: int
+    late: int
+    dropped: int
+    timeouts: int
+    refunds_as_payments: int
+    acknowledged: int
+    by_flow: dict[str, dict[str, int]]
+    latency_ms: dict[str, float | None]
+    lag_ms: dict[str, float | None]
+    histogram: str          # merged HDR histogram of latency in microseconds, base64
+    lag_histogram: str      # merged HDR histogram of schedule lag in microseconds, base64
+    workers: int
+    connections: int
+    run_seconds: float
+    cpu_seconds: float      # CPU time the workers used while running (user + system)
+    series: list[dict[str, Any]] = field(default_factory=list)
+
+    def achieved_rate(self) -> float:
+        return self.sent / self.run_seconds if self.run_seconds else 0.0
+
+    def per_second(self) -> list[tuple[int, int]]:
+        """(intended, sent) in each whole run second."""
+        seconds: dict[int, list[int]] = {}
+        for window in self.series:
+            slot = seconds.setdefault(round(window["t"] / WINDOW - 1) // 10, [0, 0])
+            slot[0] += window["intended"]
+            slot[1] += window["sent"]
+        return [(i, s) for _, (i, s) in sorted(seconds.items())]
+
+
+class WindowMerger:
+    """Joins one window's reports from all live workers, then hands the merged dict on."""
+
+    def __init__(self, workers: int, flows: list[str], on_window: Callable[[dict], None]) -> None:
+        self._alive = set(range(workers))
+        self._flows = flows
+        self._on_window = on_window
+        self._pending: dict[int, dict[int, dict[str, Any]]] = {}
+        self.series: list[dict[str, Any]] = []
+
+    def add(self, worker: int, message: dict[str, Any]) -> None:
+        self._pending.setdefault(int(message["w"]), {})[worker] = message
+        self._flush(final=False)
+
+    def worker_done(self, worker: int) -> None:
+        self._alive.discard(worker)
+        self._flush(final=False)
+
+    def close(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, *, final: bool) -> None:
+        for w in sorted(self._pending):
+            reports = self._pending[w]
+            if not final and not self._alive <= set(reports):
+                return  # windows go out in order: wait for the slowest worker
+            del self._pending[w]
+            window = self._merge(w, list(reports.values()))
+            self.series.append(window)
+            self._on_window(window)
+
+    def _merge(self, w: int, reports: list[dict[str, Any]]) -> dict[str, Any]:
+        by_flow = {flow: {name: sum(r[name][i] for r in reports) for name in _COUNTS}
+                   for i, flow in enumerate(self._flows)}
+        window: dict[str, Any] = {"t": round((w + 1) * WINDOW, 6)}
+        for name in _COUNTS:
+            window[name] = sum(f[name] for f in by_flow.values())
+        window["late"] = sum(r["late"] for r in reports)
+        window["timeouts"] = sum(r["timeouts"] for r in reports)
+        lat = latency_ms(merged([r["hist"] for r in reports if r["hist"]]))
+        window.update(p50_ms=lat["p50"], p99_ms=lat["p99"], max_ms=lat["max"], by_flow=by_flow)
+        return window
+
+
+def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
+              run_seconds: float) -> LoadSummary:
+    """The run's summary from the merged series and each worker's final report."""
+    series = merger.series
+    totals = {name: sum(w[name] for w in series) for name in (*_COUNTS, "late", "timeouts")}
+    flows = series[0]["by_flow"].keys() if series else []
+    by_flow = {f: {n: sum(w["by_flow"][f][n] for w in series) for n in _COUNTS} for f in flows}
+    latency = merged([d["latency"] for d in done])
+    lag = merged([d["lag"] for d in done])
+    return LoadSummary(
+        **totals, refunds_as_payments=sum(d["refunds_as_payments"] for d in done),
+        acknowledged=sum(d["acks"] for d in done), by_flow=by_flow,
+        latency_ms=latency_ms(latency), lag_ms=latency_ms(lag),
+        histogram=latency.encode().decode(), lag_histogram=lag.encode().decode(),
+        workers=workers, connections=sum(d["connections"] for d in done),
+        run_seconds=run_seconds, cpu_seconds=sum(d["cpu_seconds"] for d in done), series=series)
