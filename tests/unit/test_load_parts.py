@@ -1,0 +1,114 @@
+"""Load engine parts: fast HDR bucket counts, window merging across workers, request payloads."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import httptools
+import pytest
+
+from chaoskit.errors import LoadError
+from chaoskit.load.plan import Endpoint, worker_count
+from chaoskit.load.recorder import BucketCounts, Tally, new_histogram
+from chaoskit.load.requests import RequestMix
+from chaoskit.load.summary import WindowMerger
+
+
+def test_bucket_counts_give_exactly_the_histogram_record_value_gives() -> None:
+    rng = random.Random(4)
+    values = [rng.lognormvariate(-7.0, 2.0) for _ in range(50_000)] + [0.0, 1e-7, 900.0]
+    direct, fast, counts = new_histogram(), new_histogram(), BucketCounts()
+    for v in values:
+        direct.record_value(min(600_000_000, max(1, int(v * 1e6))))
+        counts.add(v)
+    counts.drain_into(fast)
+    assert fast.get_total_count() == direct.get_total_count() == len(values)
+    for p in (0.0, 50.0, 90.0, 99.0, 99.9, 100.0):
+        assert fast.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
+    assert counts.counts == {}
+
+
+def window(w: int, sent: list[int], latency_s: float | None = None) -> dict[str, Any]:
+    tally = Tally(len(sent))
+    tally.intended, tally.sent, tally.ok = list(sent), list(sent), list(sent)
+    if latency_s is not None:
+        tally.latency.add(latency_s)
+    return tally.message(w, new_histogram())
+
+
+def test_windows_are_merged_across_workers_in_order() -> None:
+    seen: list[dict[str, Any]] = []
+    merger = WindowMerger(2, ["pay", "refund"], seen.append)
+    merger.add(0, window(0, [3, 1], 0.002))
+    merger.add(0, window(1, [4, 0]))
+    assert seen == []                       # worker 1 has not reported window 0 yet
+    merger.add(1, window(0, [5, 2], 0.010))
+    assert [w["t"] for w in seen] == [0.1]
+    first = seen[0]
+    assert first["sent"] == 11
+    assert first["by_flow"]["pay"]["sent"] == 8
+    assert first["by_flow"]["refund"]["ok"] == 3
+    assert first["max_ms"] == pytest.approx(10.0, rel=0.01)
+    merger.worker_done(1)                   # a finished worker no longer holds windows back
+    assert [w["t"] for w in seen] == [0.1, 0.2]
+    assert seen[1]["p99_ms"] is None
+    json.dumps(seen)                        # on_window gets JSON-able dicts
+
+
+def parse(request: bytes) -> tuple[str, dict[str, str], bytes]:
+    got: dict[str, Any] = {"headers": {}, "body": b""}
+
+    class Sink:
+        def on_url(self, url: bytes) -> None:
+            got["url"] = url.decode()
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            got["headers"][name.decode().lower()] = value.decode()
+
+        def on_body(self, body: bytes) -> None:
+            got["body"] += body
+
+        def on_message_complete(self) -> None:
+            got["done"] = True
+
+    httptools.HttpRequestParser(Sink()).feed_data(request)
+    assert got.get("done"), "request was not a complete HTTP message"
+    return got["url"], got["headers"], got["body"]
+
+
+def test_each_flow_is_a_complete_post_with_a_unique_idempotency_key() -> None:
+    mix = RequestMix(["pay", "refund", "final_payment"], "127.0.0.1", 8080, "/api", "run1")
+    pay, key, as_pay = mix.build(1, 0)
+    url, headers, body = parse(pay)
+    assert (url, as_pay) == ("/api/v1/payments", False)
+    assert headers["idempotency-key"] == key.decode() == "run1-1"
+    assert set(json.loads(body)) == {"amount", "currency", "merchant"}
+    final, _, _ = mix.build(2, 2)
+    url, headers, body = parse(final)
+    assert url == "/api/v1/final-payments"
+    assert json.loads(body)["order_id"]
+    keys = {mix.build(k, k % 3)[1] for k in range(1000)}
+    assert len(keys) == 1000
+
+
+def test_a_refund_needs_an_acknowledged_payment_or_is_sent_as_one_and_counted() -> None:
+    mix = RequestMix(["pay", "refund"], "h", 80, "", "n")
+    request, _, as_pay = mix.build(5, 1)
+    assert as_pay and parse(request)[0] == "/v1/payments"
+    assert mix.refunds_as_payments == 1
+    mix.payments.append("pay-42")
+    request, _, as_pay = mix.build(6, 1)
+    url, _, body = parse(request)
+    assert (url, as_pay) == ("/v1/refunds", False)
+    assert json.loads(body)["payment_id"] == "pay-42"
+    assert mix.refunds_as_payments == 1
+
+
+def test_endpoint_parsing_and_worker_count() -> None:
+    assert Endpoint.parse("http://127.0.0.1:9000/gw/") == Endpoint("127.0.0.1", 9000, "/gw")
+    with pytest.raises(LoadError, match="not an http:// URL"):
+        Endpoint.parse("https://127.0.0.1:9000")
+    assert worker_count(3, 10.0) == 3
+    assert worker_count("auto", 100.0) == 1
