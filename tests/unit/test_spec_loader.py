@@ -79,21 +79,28 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 
 def test_deeply_nested_file_is_refused_where_the_limit_is_crossed() -> None:
-    # 'tags:' opens at column 9 with 40 times '[a, '. The root mapping and metadata are levels
-    # 1 and 2, the first 30 lists levels 3..32, so the 'a' at 9 + 29 * 4 + 1 is level 33.
+    # Block mappings l0..l39 under target.scope.selectors: the root, target, scope and
+    # selectors mappings are levels 1-4, so key l28 (line 36, column 63) is level 33.
     assert invalid("deeply_nested.yaml") == [
-        ("5:126: nesting is deeper than 32 levels; an experiment nests only a few levels; "
+        ("36:63: nesting is deeper than 32 levels; an experiment nests only a few levels; "
          "flatten the structure")]
 
 
-def test_a_run_of_brackets_is_refused_before_the_scanner_sees_it() -> None:
+def test_deep_brackets_are_refused_before_the_scanner_sees_them() -> None:
     text = "apiVersion: chaoskit/v1\nmetadata: " + "[" * 5000 + "\n"
     with pytest.raises(SpecError) as caught:
         load_experiment_text(text, "run.yaml")
-    # 'metadata: ' ends at column 10; the 33rd '[' of the run is at 11 + 32
+    # 'metadata: ' ends at column 10; the 33rd '[' is at 11 + 32
     assert caught.value.render() == (
         "run.yaml:2:43: nesting is deeper than 32 levels; an experiment nests only a few "
         "levels; flatten the structure")
+
+
+def test_brackets_inside_quoted_strings_do_not_count_as_nesting() -> None:
+    text = ("apiVersion: chaoskit/v1\nkind: Experiment\nmetadata:\n  name: quoted\n"
+            f"  description: \"{'[' * 40}\"\n  owner: '{'{' * 40}'\n")
+    experiment = load_experiment_text(text, "q.yaml")
+    assert experiment.metadata.description == "[" * 40
 
 
 def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
