@@ -12,6 +12,7 @@ import pytest
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.fixtures.postgres"]
 PAYMENT = {"amount": "12.34", "currency": "CNY", "merchant": "m-1"}
 
 
