@@ -51,6 +51,7 @@ class BoundedComposer(Composer):
         super().__init__(loader)
         self.warn_double_anchors = False  # a reused anchor is legal YAML; no stderr noise
         self._sizes: dict[int, int] = {}  # id(node) -> expanded node count, for finished nodes
+        self._heights: dict[int, int] = {}  # id(node) -> expanded nesting depth below it
         self._aliases = 0
         self._expanded = 0
         self._level = 0
@@ -67,7 +68,11 @@ class BoundedComposer(Composer):
         node = super().compose_node(parent, index)
         self._level -= 1
         self._sizes[id(node)] = self._size_of(node)
+        self._heights[id(node)] = 1 + max(map(self._height, _children(node)), default=0)
         return node
+
+    def _height(self, node: Node) -> int:
+        return self._heights.get(id(node), 1)
 
     def _compose_alias(self, parent: Any, index: Any) -> Any:
         mark = self.parser.peek_event().start_mark
@@ -81,6 +86,10 @@ class BoundedComposer(Composer):
         if target is not None and id(target) not in self._sizes:
             raise Refusal(f"alias '*{anchor}' refers to a node that contains it",
                           "remove the recursive alias", mark.line, mark.column)
+        if target is not None and self._level + self._height(target) > MAX_DEPTH:
+            raise Refusal(f"alias '*{anchor}' nests deeper than {MAX_DEPTH} levels here",
+                          "use the alias less deep, or write the values out",
+                          mark.line, mark.column)
         self._expanded += self._sizes.get(id(target), 1)
         if self._expanded > MAX_EXPANDED_NODES:
             raise Refusal(f"aliases would expand to more than {MAX_EXPANDED_NODES} nodes "
@@ -89,12 +98,15 @@ class BoundedComposer(Composer):
         return super().compose_node(parent, index)
 
     def _size_of(self, node: Node) -> int:
-        if isinstance(node, SequenceNode):
-            return 1 + sum(self._sizes.get(id(child), 1) for child in node.value)
-        if isinstance(node, MappingNode):
-            return 1 + sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1)
-                           for k, v in node.value)
-        return 1
+        return 1 + sum(self._sizes.get(id(child), 1) for child in _children(node))
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 @dataclass

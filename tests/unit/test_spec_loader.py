@@ -194,3 +194,15 @@ def test_reused_anchor_is_legal_and_silent(recwarn: pytest.WarningsRecorder) -> 
             "  owner: &n sre\n  description: *n\n")
     assert load_experiment_text(text, "r.yaml").metadata.description == "sre"
     assert len(recwarn) == 0
+
+
+def test_aliases_cannot_stack_nesting_beyond_the_depth_limit() -> None:
+    """Each line nests 30 levels, within the limit; the alias on line 4 would put a0's
+    30 levels under 30 more, which is refused there instead of building a 700-deep tree."""
+    lines = ["apiVersion: chaoskit/v1", "kind: Experiment", "a0: &a0 " + "[" * 30 + "]" * 30]
+    lines += [f"a{k}: &a{k} " + "[" * 29 + f"*a{k - 1}" + "]" * 29 for k in range(1, 25)]
+    with pytest.raises(SpecError) as caught:
+        load_experiment_text("\n".join(lines) + "\n", "chain.yaml")
+    assert caught.value.render() == (
+        "chain.yaml:4:38: alias '*a0' nests deeper than 32 levels here; "
+        "use the alias less deep, or write the values out")
