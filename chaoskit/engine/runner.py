@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import secrets
@@ -137,8 +138,14 @@ class Run:
         assert load is not None
         summary = await drive(load, self._entry_url(load.target), seed=self.seed,
                               stop=self._abort, ack_path=str(self.run_dir / "acknowledged.jsonl"),
-                              on_window=lambda w: self.journal.write("load", **w))
-        self.journal.write("load-summary", **summary.as_journal())
+                              on_window=self._load_window)
+        totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
+        self.journal.write("load-summary", **totals)
+
+    def _load_window(self, window: dict[str, Any]) -> None:
+        # The window's own clock is load time; the journal's `t` stays run time for every record.
+        window = dict(window)
+        self.journal.write("load", load_t=window.pop("t", None), **window)
 
     def _entry_url(self, target: str) -> str:
         if target.startswith(("http://", "https://")):

@@ -64,15 +64,21 @@ class SamplingLoop:
     async def sample_once(self, sampler: Sampler) -> None:
         try:
             value = float(await asyncio.wait_for(sampler.probe.sample(), SAMPLE_TIMEOUT))
-        except (ProbeError, TimeoutError, OSError, ValueError) as exc:
-            self.journal.write("probe-error", name=sampler.name, role=sampler.role,
-                               phase=self.phase(), error=str(exc))
+        except ProbeError as exc:
+            self._failed(sampler, exc.render())
+            return
+        except Exception as exc:  # noqa: BLE001 - a broken probe is a finding, not a crashed run
+            self._failed(sampler, f"{type(exc).__name__}: {exc}")
             return
         sampler.last = value
         self.journal.write("sample", name=sampler.name, role=sampler.role,
                            phase=self.phase(), value=value)
         if sampler.watch and sampler.watch.observe(time.monotonic(), value):
             self.on_trip(sampler, value)
+
+    def _failed(self, sampler: Sampler, error: str) -> None:
+        self.journal.write("probe-error", name=sampler.name, role=sampler.role,
+                           phase=self.phase(), error=error)
 
     async def _run(self, sampler: Sampler) -> None:
         period = sampler.ref.interval
