@@ -1,0 +1,176 @@
+"""Node loss on the real lab: kill, freeze and isolate a node while refunds are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
+from chaoskit.platforms.local import haproxy
+from chaoskit.platforms.local.platform import LocalPlatform
+from chaoskit.toxiproxy import ToxiproxyServer
+from tests.fixtures.lab import RunningLab
+
+pytest_plugins = ["tests.fixtures.lab"]  # until tests/conftest.py lists it
+pytestmark = pytest.mark.integration
+BANKS = ("bank-alpha", "bank-beta", "bank-gamma")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="netns nodes need root")
+
+
+@contextlib.contextmanager
+def slow_bank(platform: LocalPlatform, ms: int) -> Iterator[None]:
+    """Latency on every bank proxy, so workers hold their leases long enough to be caught."""
+    server = ToxiproxyServer(platform.toxiproxy_url())
+    for proxy in BANKS:
+        server.add_toxic(proxy, "test-slow-bank", "latency", "downstream", 1.0,
+                         {"latency": ms, "jitter": 0})
+    try:
+        yield
+    finally:
+        for proxy in BANKS:
+            server.remove_toxic(proxy, "test-slow-bank")
+
+
+def create_refunds(entry: str, count: int) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=entry, trust_env=False, timeout=10) as http:
+        for _ in range(count):
+            key = uuid.uuid4().hex
+            paid = http.post("/v1/payments", headers={"Idempotency-Key": key},
+                             json={"amount": "20.00", "currency": "CNY", "merchant": "m-node"})
+            assert paid.status_code == 201, paid.text
+            refund = http.post("/v1/refunds", headers={"Idempotency-Key": key + "-r"},
+                               json={"payment_id": paid.json()["id"], "amount": "20.00"})
+            assert refund.status_code == 202, refund.text
+            ids.append(str(refund.json()["id"]))
+    return ids
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def flow_facts(platform: LocalPlatform, ids: list[str]) -> dict[str, tuple[str, int]]:
+    """flow id -> (status, number of ledger entries)."""
+    with psycopg.connect(platform.database_url()) as conn:
+        rows = conn.execute("SELECT f.id, f.status, (SELECT count(*) FROM ledger_entries e"
+                            " WHERE e.flow_id = f.id) FROM flows f WHERE f.id = ANY(%s)",
+                            (ids,)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def all_completed(platform: LocalPlatform, ids: list[str]) -> bool:
+    facts = flow_facts(platform, ids)
+    return len(facts) == len(ids) and all(s == "completed" for s, _ in facts.values())
+
+
+def assert_ledger_balances(platform: LocalPlatform) -> None:
+    with psycopg.connect(platform.database_url()) as conn:
+        rows = conn.execute("SELECT currency, sum(amount) FROM ledger_entries"
+                            " GROUP BY currency HAVING sum(amount) <> 0").fetchall()
+    assert rows == []
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
+    platform, driver = lab.platform, NodeLoss(lab.platform)
+    with slow_bank(platform, 1500):
+        ids = create_refunds(platform.entry_url(), 12)
+        victim = platform.node_for_role("scheduler-leader")
+        wait_for(lambda: platform.leases_held(victim) > 0, 10, f"leases on {victim}")
+        config = NodeLossConfig(mode="kill", recovery_timeout=30)
+        intent = driver.plan("kill-leader", {"role": "scheduler-leader"}, config,
+                             random.Random(7))
+        assert intent["node"] == victim
+        facts = run(driver.inject(intent))
+        during = create_refunds(platform.entry_url(), 4)  # HAProxy routes around the dead node
+        effect = run(driver.measure_effect(intent))
+    print(f"\nkill {victim}: leases held {facts['leases_held']}, takeover after "
+          f"{effect['first_takeover_s']}s, new leader after {effect['leader_s']}s, "
+          f"recovered in {effect['recovery_s']}s")
+    assert facts["killed_pids"] and effect["recovered"], effect
+    assert effect["leader_changed"] and effect["first_takeover_s"] is not None
+    assert platform.node_for_role("scheduler-leader") != victim
+    wait_for(lambda: all_completed(platform, ids + during), 60, "refunds to complete")
+    assert {n for _, n in flow_facts(platform, ids + during).values()} == {2}
+    reverted = run(driver.revert(intent))
+    assert reverted["node_healthy"] and len(reverted["restarted"]) == 3
+    assert run(driver.verify_reverted(intent)) == []
+    assert run(driver.revert(intent))["restarted"] == []  # idempotent
+    assert_ledger_balances(platform)
+
+
+def test_frozen_node_thawed_after_lease_expiry_does_not_complete_twice(lab: RunningLab) -> None:
+    platform, driver = lab.platform, NodeLoss(lab.platform)
+    with slow_bank(platform, 1500):
+        ids = create_refunds(platform.entry_url(), 12)
+        wait_for(lambda: any(platform.leases_held(n.name) for n in platform.nodes()), 10,
+                 "leases")
+        config = NodeLossConfig(mode="freeze", recovery_timeout=30)
+        intent = driver.plan("hang", {"role": "worker-most-leases"}, config, random.Random(1))
+        facts = run(driver.inject(intent))
+        assert facts["leases_held"] and platform.node_residue(intent["node"])
+        effect = run(driver.measure_effect(intent))
+    print(f"\nfreeze {intent['node']}: {facts['leases_held']} leases taken over after "
+          f"{effect['first_takeover_s']}s")
+    assert effect["first_takeover_s"] is not None, effect
+    wait_for(lambda: all_completed(platform, ids), 60, "refunds to complete")
+    reverted = run(driver.revert(intent))  # the hung worker wakes with stale leases
+    assert reverted["node_healthy"]
+    time.sleep(3.0)  # let it try to finish what it held
+    assert {n for _, n in flow_facts(platform, ids).values()} == {2}
+    assert run(driver.verify_reverted(intent)) == []
+    assert_ledger_balances(platform)
+
+
+@needs_root
+@pytest.mark.root
+def test_isolated_node_leaves_rotation_and_returns(lab: RunningLab) -> None:
+    platform, driver = lab.platform, NodeLoss(lab.platform)
+    socket_path = platform.lab().haproxy_socket
+    intent = driver.plan("cut", {"node": "node-3"}, NodeLossConfig(mode="isolate"),
+                         random.Random(0))
+    run(driver.inject(intent))
+    try:
+        assert "off the bridge" in " ".join(platform.node_residue("node-3"))
+        took = wait_for(lambda: haproxy.server_states(socket_path).get("node-3") == "DOWN", 10,
+                        "HAProxy to mark node-3 down")
+        print(f"\nisolated node-3 marked down by HAProxy after {took:.2f}s")
+        ids = create_refunds(platform.entry_url(), 4)
+        wait_for(lambda: all_completed(platform, ids), 30, "refunds without node-3")
+    finally:
+        reverted = run(driver.revert(intent))
+    assert reverted["node_healthy"]
+    wait_for(lambda: haproxy.server_states(socket_path).get("node-3") == "UP", 10,
+             "node-3 back in rotation")
+    assert run(driver.verify_reverted(intent)) == []
+    run(driver.revert(intent))  # idempotent
+    assert run(driver.verify_reverted(intent)) == []
+
+
+def test_reverting_a_fault_never_applied_is_clean(lab: RunningLab) -> None:
+    driver = NodeLoss(lab.platform)
+    before = {p.id: p.pid for p in lab.platform.lab().processes}
+    for mode in ("kill", "freeze") + (("isolate",) if os.geteuid() == 0 else ()):
+        intent = driver.plan(f"never-{mode}", {"node": "any"}, NodeLossConfig(mode=mode),
+                             random.Random(3))
+        run(driver.revert(intent))
+        run(driver.revert(intent))
+        assert run(driver.verify_reverted(intent)) == []
+    assert {p.id: p.pid for p in lab.platform.lab().processes} == before
