@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d)\s*$")
+_PART = r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d)"
+_DURATION = re.compile(rf"^\s*(?:{_PART}\s*)+$")
+_DURATION_PARTS = re.compile(_PART)
 _DURATION_FACTORS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
                      "d": 86400.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m|h)|rps)?\s*$")
@@ -16,13 +18,12 @@ _SCALE = re.compile(r"^\s*([^=]+?)\s*=\s*([^=]+?)\s*$")
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from '300ms', '2m', '1.5s', '1h'. Bare numbers are refused: units are required."""
+    """Seconds from '300ms', '2m', '1.5s', '1h30m'. Bare numbers are refused: units are required."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"expected a duration with a unit like '300ms' or '2m', got {value!r}")
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"'{value}' is not a duration; write e.g. 300ms, 1.5s, 2m or 1h")
-    return float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+    if not _DURATION.match(value):
+        raise ValueError(f"'{value}' is not a duration; write e.g. 300ms, 1.5s, 2m or 1h30m")
+    return sum(float(n) * _DURATION_FACTORS[unit] for n, unit in _DURATION_PARTS.findall(value))
 
 
 def positive_duration(value: Any) -> float:
@@ -83,7 +84,7 @@ def _schema(pattern: str, example: str, description: str) -> WithJsonSchema:
                            "description": description})
 
 
-_DUR_PATTERN = r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h|d)\s*$"
+_DUR_PATTERN = r"^\s*(\d+(\.\d+)?\s*(us|µs|ms|s|m|h|d)\s*)+$"
 Duration = Annotated[float, BeforeValidator(parse_duration),
                      _schema(_DUR_PATTERN, "300ms", "a duration: 300ms, 1.5s, 2m, 1h"),
                      PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")]

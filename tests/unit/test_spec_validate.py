@@ -80,7 +80,7 @@ def test_problem_renders_with_path_line_column_field_and_fix() -> None:
         load_experiment(path)
     assert caught.value.render() == (
         f"{path}:6:13: phases.baseline: '5 minutes' is not a duration; "
-        "write e.g. 300ms, 1.5s, 2m or 1h")
+        "write e.g. 300ms, 1.5s, 2m or 1h30m")
     assert caught.value.exit_status == 2
 
 
@@ -97,7 +97,7 @@ def test_wrong_type() -> None:
 
 def test_bad_unit() -> None:
     assert invalid("bad_unit.yaml") == [
-        "6:13: phases.baseline: '5 minutes' is not a duration; write e.g. 300ms, 1.5s, 2m or 1h"]
+        "6:13: phases.baseline: '5 minutes' is not a duration; write e.g. 300ms, 1.5s, 2m or 1h30m"]
 
 
 def test_negative_duration() -> None:
@@ -196,7 +196,7 @@ def test_all_problems_of_a_file_at_once() -> None:
     assert len(lines) == 3
     assert lines[0] == "5:3: metadata: unknown key 'ownr'; did you mean 'owner'?"
     assert lines[1] == ("7:13: phases.baseline: '5 sec' is not a duration; "
-                        "write e.g. 300ms, 1.5s, 2m or 1h")
+                        "write e.g. 300ms, 1.5s, 2m or 1h30m")
     assert lines[2].startswith("10:11: faults[0].type: unknown fault type 'test-latncy'; "
                                "did you mean 'test-latency'?")
 
