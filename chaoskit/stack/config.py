@@ -107,6 +107,7 @@ class StackConfig:
     offline_rounds: int = 2000
     offline_linger: float = 0.0  # real seconds
     idempotency_wait: float = 5.0  # real seconds
+    db_timeout: float = 10.0  # real seconds: a database step that takes longer is abandoned
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -156,4 +157,5 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
         "offline_rounds": _positive_number(env, "CHAOSKIT_OFFLINE_ROUNDS", "2000", int),
         "offline_linger": _duration(env, "CHAOSKIT_OFFLINE_LINGER", "0s"),
         "idempotency_wait": _positive_duration(env, "CHAOSKIT_IDEMPOTENCY_WAIT", "5s"),
+        "db_timeout": _positive_duration(env, "CHAOSKIT_DB_TIMEOUT", "10s"),
     }

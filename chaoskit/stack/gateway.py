@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -73,15 +74,17 @@ def answer(outcome: Outcome) -> Response:
     return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
 
 
-def guarded(handler: Handler) -> Handler:
-    """Refusals become their answer; a database that cannot serve becomes 503 (retryable)."""
+def guarded(handler: Handler, timeout: float) -> Handler:
+    """Refusals become their answer; a database that cannot serve (in `timeout` s) becomes 503.
+    The timeout matters when a network fault swallows replies: without it a request hangs."""
 
     async def wrapper(request: Request) -> Response:
         try:
-            return await handler(request)
+            async with asyncio.timeout(timeout):
+                return await handler(request)
         except Refusal as refusal:
             return answer(refusal.outcome)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             log.warning("database unavailable: %s", exc)
             return answer(Outcome(503, {"error": "database unavailable", "hint": "retry"}))
 
@@ -214,6 +217,6 @@ def build_app(config: StackConfig) -> Starlette:
         finally:
             await gateway.pool.close()
 
-    http = [Route(path, timed("gateway", path, metrics, guarded(handler)), methods=[method])
+    http = [Route(path, timed("gateway", path, metrics, guarded(handler, config.db_timeout)), methods=[method])
             for path, handler, method in routes]
     return Starlette(routes=http + ops_routes("gateway", config, metrics), lifespan=lifespan)

@@ -76,6 +76,7 @@ class Scheduler:
         self.metrics = metrics
         self.pool: psycopg_pool.AsyncConnectionPool | None = None
         self.token: int | None = None
+        self.renewed_at = 0.0
         self.tick = min(0.25, config.lease_ttl / 4)
 
     @property
@@ -90,6 +91,7 @@ class Scheduler:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(ACQUIRE, params)).fetchone()
         self._become(row[0] if row else None)
+        self.renewed_at = asyncio.get_running_loop().time()
 
     def _become(self, token: int | None) -> None:
         if token is not None and self.token != token:
@@ -118,13 +120,16 @@ class Scheduler:
         next_campaign = 0.0
         while True:
             try:
-                if loop.time() >= next_campaign:
-                    await self.campaign()
-                    next_campaign = loop.time() + self.config.lease_ttl / 3
-                if self.is_leader:
-                    await self.duties()
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                async with asyncio.timeout(self.config.db_timeout):
+                    if loop.time() >= next_campaign:
+                        await self.campaign()
+                        next_campaign = loop.time() + self.config.lease_ttl / 3
+                    if self.is_leader:
+                        await self.duties()
+            except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
                 log.warning("scheduler step failed: %s", exc)
+                if loop.time() - self.renewed_at > self.config.lease_ttl:
+                    self._become(None)  # our lease has surely expired: stop claiming to lead
             await asyncio.sleep(self.tick)
 
 

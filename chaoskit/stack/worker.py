@@ -29,6 +29,7 @@ from chaoskit.stack.metrics import StackMetrics
 from chaoskit.stack.serving import ops_routes
 
 log = logging.getLogger("chaoskit.stack.worker")
+BANK_TIMEOUT = 10.0  # an unanswered bank call is retried later (same key, so never twice)
 
 # Earliest deadline first. A lease that expired means its holder died or hung: take it over.
 CLAIM = """
@@ -158,16 +159,18 @@ class Worker:
 
     async def _claim_safely(self, limit: int) -> list[Claim]:
         try:
-            return await self.claim(limit)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            async with asyncio.timeout(self.config.db_timeout):
+                return await self.claim(limit)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             log.warning("claim failed: %s", exc)
             await asyncio.sleep(self.poll_interval)
             return []
 
     async def _execute_safely(self, claim: Claim) -> None:
         try:
-            await self.execute(claim)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            async with asyncio.timeout(self.config.db_timeout + BANK_TIMEOUT):
+                await self.execute(claim)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             # the lease simply expires and another claim retries the flow
             log.warning("executing %s failed: %s", claim.flow_id, exc)
 
@@ -194,11 +197,11 @@ class Worker:
             self.metrics.queue_depth.labels(self.metrics.node, kind).set(depth)
             self.metrics.overdue.labels(self.metrics.node, kind).set(overdue)
 
-    @staticmethod
-    async def _ignore_db_errors(step: Any) -> None:
+    async def _ignore_db_errors(self, step: Any) -> None:
         try:
-            await step
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            async with asyncio.timeout(self.config.db_timeout):
+                await step
+        except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             log.warning("periodic step failed: %s", exc)
 
 
@@ -211,7 +214,7 @@ def build_app(config: StackConfig) -> Starlette:
         url = config.require_database()
         await connect_and_migrate(url)
         worker.pool = await open_pool(url, min(4, config.db_pool_size), name="worker")
-        worker.bank = BankChannelClient(config.bank_urls, metrics)
+        worker.bank = BankChannelClient(config.bank_urls, metrics, timeout=BANK_TIMEOUT)
         tasks = [asyncio.create_task(worker.run()), asyncio.create_task(worker.keep_leases())]
         try:
             yield

@@ -40,6 +40,9 @@ def test_sequential_retries_replay_the_first_answer(gateway: ServiceProcess,
     assert len({a.json()["id"] for a in answers}) == 1
     assert count(database_url, "SELECT count(*) FROM flows WHERE kind = 'payment'") == 1
     assert count(database_url, "SELECT count(*) FROM ledger_entries") == 2
+    metrics = httpx.get(gateway.url + "/metrics").text
+    assert ('payments_request_duration_seconds_count{node="gateway-0",route="/v1/payments",'
+            'service="gateway",status="201"} 3.0') in metrics
 
 
 async def _burst(url: str, path: str, key: str, body: dict[str, str], n: int) -> list[
