@@ -49,14 +49,15 @@ def _every_holds(threshold: Threshold, values: list[float], baseline: float | No
     return all(threshold.holds(v, baseline) for v in values)
 
 
-def judge_item(item: Expectation, phase: str,
-               series: dict[tuple[str, str], list[float]]) -> ItemVerdict:
+def judge_item(item: Expectation, phase: str, series: dict[tuple[str, str], list[float]],
+               reached: bool = True) -> ItemVerdict:
     threshold = parse_threshold(item.expect)
     values = series.get((item.name, PHASE_OF[phase]), [])
     verdict = ItemVerdict(item.name, phase, item.expect, item.aggregate, False, None, None,
                           samples=len(values))
     if not values:
-        verdict.note = "no samples in this phase: the probe never answered"
+        verdict.note = ("no samples in this phase: the probe never answered" if reached else
+                        f"not judged: the run stopped before its {PHASE_OF[phase]} phase")
         return verdict
     base_values = series.get((item.name, "baseline"), [])
     if threshold.relative:
@@ -100,7 +101,8 @@ def _judge_against_baseline(item: Expectation, threshold: Threshold, base: list[
 
 def judge(experiment: Experiment, records: list[Record]) -> list[ItemVerdict]:
     series = samples_by_item(records)
-    return [judge_item(item, phase, series)
+    entered = {r["phase"] for r in records if r["kind"] == "phase"}
+    return [judge_item(item, phase, series, reached=PHASE_OF[phase] in entered)
             for item in experiment.hypothesis for phase in item.phases]
 
 

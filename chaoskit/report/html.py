@@ -1,0 +1,243 @@
+"""The self-contained HTML report of a run: header, verdict table and interactive plots, offline.
+
+Everything shown is derived from the journal alone. The plotting library (uPlot, MIT, vendored
+in `static/`) and our drawing code are inlined, so the file opens from disk, an artifact store or
+an air-gapped laptop without a network request.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from chaoskit.engine.journal import Record, header, read_journal, result
+from chaoskit.report import summary
+from chaoskit.report.expectations import parse_threshold
+
+LOAD_WINDOW = 0.1  # seconds per load record when the window length cannot be inferred
+ENGINE_PHASES = ("preflight", "baseline", "inject", "recover", "rollback")
+PHASE_OF = {"before": "baseline", "during": "inject", "after": "recover"}
+EVENT_KINDS = ("guardrail", "abort", "inject-failed", "revert-failed", "error")
+MAX_PROBE_ERROR_MARKS = 50  # a dead probe errs every period; a few marks say it, more clutter
+# Which section a probe's plot goes in, by what its name says it measures.
+# Whole words only: 'late' must not catch 'latency'.
+SECTIONS = (("schedule", re.compile(r"(?<![a-z])(lag|late|schedul\w*|due|on-?time|deadline)"
+                                    r"(?![a-z])")),
+            ("offline", re.compile(r"offline|progress|batch|settle|reconcil")))
+
+
+def write_report(journal: Path) -> Path:
+    """Write report.html next to the journal; return its path."""
+    journal = Path(journal)
+    out = journal.with_name("report.html")
+    out.write_text(render(read_journal(journal)), encoding="utf-8")
+    return out
+
+
+# -- time -------------------------------------------------------------------------------------
+def run_time(record: Record, start_ts: float) -> float:
+    """Seconds since the run started. Load windows carry their own load-relative 't', so their
+    place on the run's clock comes from the wall-clock stamp instead."""
+    if record["kind"] == "load" and "ts" in record:
+        return round(float(record["ts"]) - start_ts, 4)
+    return float(record.get("t", 0.0))
+
+
+def phase_windows(records: list[Record]) -> dict[str, tuple[float, float]]:
+    """Engine phase -> (start, end) seconds; the last phase ends with the last record."""
+    starts = [(r["phase"], float(r["t"])) for r in records if r["kind"] == "phase"]
+    end = max((float(r.get("t", 0.0)) for r in records), default=0.0)
+    bounds = [t for _, t in starts[1:]] + [end]
+    return {name: (t, bound) for (name, t), bound in zip(starts, bounds, strict=True)}
+
+
+def fault_windows(records: list[Record], end: float) -> list[dict[str, Any]]:
+    """Each fault from its intent to its revert (or the run's end, if never reverted)."""
+    faults: dict[str, dict[str, Any]] = {}
+    for r in records:
+        kind, name = r["kind"], r.get("fault")
+        if kind == "intent":
+            faults[name] = {"name": name, "type": r.get("type", ""), "start": r["t"], "end": None,
+                            "state": "intended", "facts": {}}
+        elif name in faults and kind == "applied":
+            faults[name].update(state="applied", facts=r.get("facts") or {})
+        elif name in faults and kind == "reverted":
+            faults[name].update(end=r["t"], state="reverted")
+        elif name in faults and kind in ("inject-failed", "revert-failed"):
+            faults[name]["state"] = kind
+    for fault in faults.values():
+        if fault["end"] is None:
+            fault["end"] = end
+    return list(faults.values())
+
+
+def events(records: list[Record]) -> list[dict[str, Any]]:
+    """Guardrail trips, aborts and fault failures as marks on every plot."""
+    marks = []
+    for r in records:
+        if r["kind"] == "guardrail":
+            label = f"guardrail {r.get('name')}: {r.get('value')} {r.get('condition', '')}"
+        elif r["kind"] == "abort":
+            label = f"abort ({r.get('by')}): {r.get('reason')}"
+        elif r["kind"] in ("inject-failed", "revert-failed"):
+            label = f"{r['kind']}: {r.get('fault')} {r.get('error', '')}".strip()
+        elif r["kind"] == "error":
+            label = f"error: {r.get('error')}"
+        else:
+            continue
+        marks.append({"t": r["t"], "kind": r["kind"], "label": label})
+    return marks
+
+
+# -- plots ------------------------------------------------------------------------------------
+def _plot(plot_id: str, title: str, section: str, x: list[float],
+          series: list[tuple[str, list[float | None]]], unit: str = "",
+          thresholds: list[dict[str, Any]] | None = None, zero: bool = True) -> dict[str, Any]:
+    return {"id": plot_id, "title": title, "section": section, "unit": unit, "x": x,
+            "series": [{"label": label, "values": values} for label, values in series],
+            "thresholds": thresholds or [], "zero": zero}
+
+
+def _per_second(loads: list[Record], field: str) -> list[float | None]:
+    rates: list[float | None] = []
+    for i, window in enumerate(loads):
+        width = LOAD_WINDOW
+        if i and isinstance(window.get("t"), int | float) and \
+                isinstance(loads[i - 1].get("t"), int | float):
+            width = float(window["t"]) - float(loads[i - 1]["t"]) or LOAD_WINDOW
+        count = window.get(field)
+        rates.append(None if count is None else round(float(count) / width, 3))
+    return rates
+
+
+def traffic_plots(records: list[Record], start_ts: float) -> list[dict[str, Any]]:
+    """Request rate, latency and errors from the load engine's 100 ms windows."""
+    loads = [r for r in records if r["kind"] == "load"]
+    if not loads:
+        return []
+    x = [run_time(r, start_ts) for r in loads]
+    return [
+        _plot("load-rate", "Request rate: intended vs achieved", "traffic", x,
+              [("intended", _per_second(loads, "intended")), ("sent", _per_second(loads, "sent")),
+               ("ok", _per_second(loads, "ok"))], "req/s"),
+        _plot("load-latency", "Latency (from intended send time)", "traffic", x,
+              [("p50", [r.get("p50_ms") for r in loads]), ("p99", [r.get("p99_ms") for r in loads]),
+               ("max", [r.get("max_ms") for r in loads])], "ms"),
+        _plot("load-errors", "Errors, drops and late sends", "traffic", x,
+              [("errors", _per_second(loads, "errors")),
+               ("dropped", _per_second(loads, "dropped")), ("late", _per_second(loads, "late"))],
+              "/s"),
+    ]
+
+
+def section_of(name: str, default: str) -> str:
+    for section, pattern in SECTIONS:
+        if pattern.search(name.lower()):
+            return section
+    return default
+
+
+def _item_thresholds(name: str, verdicts: list[dict[str, Any]],
+                     phases: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """The judged limit of each phase, drawn over the phase it was judged in."""
+    lines = []
+    for v in verdicts:
+        window = phases.get(PHASE_OF.get(v["phase"], ""))
+        if v["item"] == name and v.get("threshold") is not None and window:
+            lines.append({"value": v["threshold"], "from": window[0], "to": window[1],
+                          "label": f"{v['phase']}: {v['aggregate']} {v['expect']}",
+                          "held": v["held"], "kind": "limit"})
+    return lines
+
+
+def _guardrail_threshold(condition: str, phases: dict[str, tuple[float, float]]) -> list[dict]:
+    try:
+        threshold = parse_threshold(condition)
+    except ValueError:
+        return []
+    if threshold.relative or not phases:
+        return []
+    start = min(t for t, _ in phases.values())
+    end = max(t for _, t in phases.values())
+    return [{"value": threshold.constant, "from": start, "to": end,
+             "label": f"abort when {condition}", "held": True, "kind": "abort"}]
+
+
+def probe_plots(records: list[Record], verdicts: list[dict[str, Any]],
+                phases: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """One plot per hypothesis item (with its limits) and per guardrail (with its trip line)."""
+    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for r in records:
+        if r["kind"] == "sample":
+            series[(r.get("role", "hypothesis"), r["name"])].append((r["t"], r["value"]))
+    spec = header(records).get("spec") or {}
+    plots = []
+    for item in spec.get("hypothesis") or []:
+        points = series.get(("hypothesis", item["name"]), [])
+        plots.append(_plot(f"hypothesis-{item['name']}", f"{item['name']}  ({item['expect']})",
+                           section_of(item["name"], "hypothesis"), [t for t, _ in points],
+                           [(item["name"], [v for _, v in points])],
+                           thresholds=_item_thresholds(item["name"], verdicts, phases)))
+    for guard in spec.get("guardrails") or []:
+        points = series.get(("guardrail", guard["name"]), [])
+        plots.append(_plot(f"guardrail-{guard['name']}",
+                           f"{guard['name']}  (abort when {guard['abort_when']})", "guardrails",
+                           [t for t, _ in points], [(guard["name"], [v for _, v in points])],
+                           thresholds=_guardrail_threshold(guard["abort_when"], phases)))
+    return plots
+
+
+def probe_error_marks(records: list[Record]) -> list[dict[str, Any]]:
+    errors = [r for r in records if r["kind"] == "probe-error"]
+    return [{"t": r["t"], "kind": "probe-error", "label": f"probe {r.get('name')}: "
+             f"{r.get('error')}"} for r in errors[:MAX_PROBE_ERROR_MARKS]]
+
+
+def report_data(records: list[Record]) -> dict[str, Any]:
+    """Everything the page draws, as one JSON-able dict."""
+    head = header(records)
+    closing = result(records) or {}
+    phases = phase_windows(records)
+    end = max((float(r.get("t", 0.0)) for r in records), default=0.0)
+    verdicts = closing.get("verdicts", [])
+    plots = traffic_plots(records, float(head.get("ts", 0.0))) + \
+        probe_plots(records, verdicts, phases)
+    return {"experiment": head.get("experiment"), "run_id": head.get("run_id"),
+            "phases": [{"name": n, "from": a, "to": b} for n, (a, b) in phases.items()],
+            "faults": fault_windows(records, end), "plots": plots,
+            "events": events(records) + probe_error_marks(records), "end": end}
+
+
+# -- page -------------------------------------------------------------------------------------
+def _static(name: str) -> str:
+    return resources.files("chaoskit.report").joinpath("static", name).read_text("utf-8")
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside <script>: no '</script>' or '<!--' can end or confuse the element."""
+    text = json.dumps(data, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _inline_js(text: str) -> str:
+    return text.replace("</script", "<\\/script")
+
+
+def render(records: list[Record]) -> str:
+    data = report_data(records)
+    page = _static("report.html")
+    values = {"title": html.escape(f"chaoskit: {data['experiment']} ({data['run_id']})"),
+              "uplot_css": _static("uPlot.min.css"), "report_css": _static("report.css"),
+              "uplot_js": _inline_js(_static("uPlot.iife.min.js")),
+              "report_js": _inline_js(_static("report.js")), "data": _script_json(data),
+              "plots_total": str(len(data["plots"])), "summary": summary.html_header(records),
+              "verdicts": summary.html_verdicts(records),
+              "faults": summary.html_faults(data["faults"], data["events"]),
+              "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], page)
