@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaoskit.platforms.local import cgroups, commands, haproxy, state, status
+from chaoskit.platforms.local import cgroups, haproxy, state, status
 from chaoskit.platforms.local import lab as lab_module
 from tests.fixtures.lab import RunningLab, leftovers, require_lab_tools, start_lab, stop_lab
 
@@ -165,10 +165,3 @@ def test_cli_up_refuses_a_lab_that_is_already_up(lab: RunningLab) -> None:
     code, out = run_cli("up", "--name", lab.dir)
     assert code == 4 and "already up" in out and "lab down" in out
 
-
-def test_help_has_examples() -> None:
-    import argparse
-    parser = argparse.ArgumentParser(prog="chaoskit")
-    commands.add_parser(parser.add_subparsers())
-    text = parser._subparsers._group_actions[0].choices["lab"].format_help()  # type: ignore
-    assert "chaoskit lab up --nodes 4" in text and "lab down" in text
