@@ -49,6 +49,7 @@ class OpenModelRun:
         self._connecting = 0
         self._in_flight = 0  # sent and unanswered, plus the backlog
         self._window = 0
+        self._window_end = WINDOW  # run second where the open window closes
         self._tally = Tally(len(plan.flows))
         self._latency = new_histogram()
         self._lag = BucketCounts()
@@ -172,6 +173,8 @@ class OpenModelRun:
             t = times[i]
             if t > until:
                 break
+            if t >= self._window_end:  # late timer: close windows by intended time
+                self._roll(t)
             send(t, ks[i], flows[i])
             i += 1
             limit -= 1
@@ -245,18 +248,23 @@ class OpenModelRun:
 
     # --- windows -----------------------------------------------------------------------------
     def _window_tick(self) -> None:
-        boundary = (self._window + 1) * WINDOW
-        if self._sending:
-            self._dispatch(boundary, 1 << 62)  # every arrival of this window is counted in it
         now = time.monotonic() - self._t0
-        finishing = not self._sending and (self._in_flight == 0 or now >= self._drain_until)
-        self._expire(math.inf if finishing else now)
-        self._close_window()
-        if finishing:
+        if self._sending:
+            self._dispatch(now, 1 << 62)  # all that is due, so each window holds its arrivals
+        self._roll(now)
+        if not self._sending and (self._in_flight == 0 or now >= self._drain_until):
+            self._expire(math.inf)
+            self._close_window()
             self._finish()
             return
-        delay = self._t0 + (self._window + 1) * WINDOW - time.monotonic()
+        delay = self._t0 + self._window_end - time.monotonic()
         self._loop.call_later(max(0.0, delay), self._window_tick)
+
+    def _roll(self, t: float) -> None:
+        """Close every window that ends at or before run second `t`."""
+        while t >= self._window_end:
+            self._expire(time.monotonic() - self._t0)
+            self._close_window()
 
     def _expire(self, now: float) -> None:
         """Give up on requests unanswered past the timeout (or all, at the end): dropped.
@@ -290,6 +298,7 @@ class OpenModelRun:
         self._latency.add(window_hist)
         self._tally = Tally(len(self.plan.flows))
         self._window += 1
+        self._window_end = (self._window + 1) * WINDOW
         self._acks.flush()
 
     def _finish(self) -> None:
