@@ -45,8 +45,14 @@ def verdict_notes(records: list[Record]) -> list[str]:
             for n, v in enumerate(verdicts, 1) if v.get("note")]
 
 
+def wide_console() -> Console:
+    """A terminal's own width; 120 columns in logs, where rich would otherwise assume 80."""
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 def print_summary(records: list[Record], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or wide_console()
     closing = result(records) or {}
     console.print(verdict_table(records))
     for note in verdict_notes(records):
