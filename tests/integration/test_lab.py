@@ -41,8 +41,8 @@ def wait_completed(http: httpx.Client, flow_ids: list[str], timeout: float) -> l
 
 def test_lab_comes_up_healthy_on_its_nodes(lab: RunningLab) -> None:
     snapshot = status.collect(state.load(Path(lab.dir)))
+    # `up` itself fails when the lab is not healthy within 30 s; the figure is reported only.
     print(f"\nlab up took {lab.up_seconds:.2f}s")
-    assert lab.up_seconds < 30
     assert all(p["alive"] for p in snapshot["processes"]), snapshot["processes"]
     assert all(p["healthy"] for p in snapshot["processes"] if p["service"] != "postgres"
                and p["service"] != "toxiproxy")

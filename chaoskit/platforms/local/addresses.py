@@ -6,10 +6,11 @@ import ipaddress
 import json
 import socket
 import subprocess
+from typing import Any
 
 from chaoskit.errors import PlatformError
 
-LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
+LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 SUBNET_PREFIX = 24
 
 _handed_out: set[int] = set()
@@ -37,18 +38,20 @@ def networks_in_use() -> list[ipaddress.IPv4Network]:
     return found
 
 
-def _prefixes(entries: list[dict]) -> list[ipaddress.IPv4Network]:
-    nets: list[ipaddress.IPv4Network] = []
+def _prefixes(entries: list[dict[str, Any]]) -> list[ipaddress.IPv4Network]:
+    texts: list[str] = []
     for entry in entries:
-        for info in entry.get("addr_info", []):
-            nets.append(ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False))
+        texts += [f"{info['local']}/{info['prefixlen']}" for info in entry.get("addr_info", [])]
         dst = entry.get("dst")
-        if dst and dst != "default" and ":" not in dst:
-            try:
-                nets.append(ipaddress.ip_network(dst, strict=False))
-            except ValueError:
-                continue
-    return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+        if dst and dst != "default":
+            texts.append(dst)
+    nets = []
+    for text in texts:
+        try:
+            nets.append(ipaddress.IPv4Network(text, strict=False))
+        except ValueError:  # IPv6 or a keyword: not in our way
+            continue
+    return nets
 
 
 def pick_subnet(in_use: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
