@@ -29,7 +29,12 @@ from chaoskit.faults.network_config import (
     SlowCloseConfig,
     TimeoutConfig,
 )
-from chaoskit.faults.network_probe import ActivationWatch, median_round_trip, refuses_connections
+from chaoskit.faults.network_probe import (
+    PROBE_ERRORS,
+    ActivationWatch,
+    added_delay,
+    refuses_connections,
+)
 from chaoskit.faults.network_targets import (
     CREATED_MARK,
     check_safe_name,
@@ -209,22 +214,26 @@ class ToxicFault(ProxyFault):
 
     async def _apply(self, server: ToxiproxyServer, intent: Intent, state: State,
                      undo: Undo) -> dict[str, Any]:
-        watch = await self._watch(intent, state)
+        watch, note = await self._watch(intent, state)
         try:
             started = time.perf_counter()
             await self._add_toxics(server, intent, undo)
             api_ms = _ms(time.perf_counter() - started)
-            names = {(t["proxy"], t["name"]) for t in intent["toxics"]}
-            listed = _until(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
-                            server, started)
             # Probe alongside the listing check, so neither figure includes the other's wait.
             listed_ms, seen = await asyncio.gather(
-                listed, watch.first_affected(started) if watch else _nothing())
+                self._listed(server, intent, started),
+                watch.first_affected(started) if watch else _nothing())
         finally:
             if watch:
                 await watch.close()
         return {"toxics": [t["name"] for t in intent["toxics"]], "api_ms": api_ms,
-                "listed_ms": listed_ms, **seen}
+                "listed_ms": listed_ms, **note, **seen}
+
+    @staticmethod
+    async def _listed(server: ToxiproxyServer, intent: Intent, since: float) -> float:
+        names = {(t["proxy"], t["name"]) for t in intent["toxics"]}
+        return await _until(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
+                            server, since)
 
     async def _add_toxics(self, server: ToxiproxyServer, intent: Intent, undo: Undo) -> None:
         toxic = intent["toxic"]
@@ -234,10 +243,11 @@ class ToxicFault(ProxyFault):
                                     toxic["attributes"])
             undo.append(partial(server.remove_toxic, entry["proxy"], entry["name"]))
 
-    async def _watch(self, intent: Intent, state: State) -> ActivationWatch | None:
+    async def _watch(self, intent: Intent,
+                     state: State) -> tuple[ActivationWatch | None, dict[str, str]]:
         """A probe that times the first request seeing the toxic; only latency has one."""
         del intent, state
-        return None
+        return None, {}
 
     def _revert_effect(self, server: ToxiproxyServer, intent: Intent) -> dict[str, Any]:
         owned = family(intent["fault"])
@@ -266,9 +276,10 @@ class LatencyFault(ToxicFault):
         probe = None if conf.probe == "none" else {"kind": conf.probe}
         return {**planned, "asked_added_ms": asked, "probe": probe}
 
-    async def _watch(self, intent: Intent, state: State) -> ActivationWatch | None:
+    async def _watch(self, intent: Intent,
+                     state: State) -> tuple[ActivationWatch | None, dict[str, str]]:
         if not intent.get("probe") or intent["toxic"]["toxicity"] < 1.0:
-            return None  # with toxicity below 100% the probe's own connection may be spared
+            return None, {}  # with toxicity below 100% the probe's own connection may be spared
         address = state[intent["proxies"][0]].listen
         intent["probe"]["address"] = address
         return await ActivationWatch.open(intent["probe"]["kind"], address,
@@ -282,16 +293,19 @@ class LatencyFault(ToxicFault):
         proxy = state.get(intent["proxies"][0])
         if proxy is None or not proxy.toxic(intent["toxics"][0]["name"]):
             return {"measured": False, "reason": "the latency toxic is not in place"}
-        kind = intent["probe"]["kind"]
         try:
-            through = await median_round_trip(kind, proxy.listen, 15, 3.0)
-            direct = await median_round_trip(kind, proxy.upstream, 15, 3.0)
-        except (OSError, TimeoutError) as exc:
-            return {"measured": False, "reason": f"{kind} probe failed: {exc!r}"}
-        observed = _ms(through - direct)
-        return {"measured": True, "proxy": proxy.name, "probe": kind,
-                "asked_added_ms": intent["asked_added_ms"], "observed_added_ms": observed,
-                "error_ms": round(observed - intent["asked_added_ms"], 3),
+            return await self._measure(intent, proxy)
+        except PROBE_ERRORS as exc:
+            return {"measured": False, "reason": f"{intent['probe']['kind']} probe failed: {exc!r}"}
+
+    @staticmethod
+    async def _measure(intent: Intent, proxy: ProxyState) -> dict[str, Any]:
+        kind, asked = intent["probe"]["kind"], intent["asked_added_ms"]
+        added, through, direct = await added_delay(kind, proxy.listen, proxy.upstream, 21, 3.0,
+                                                   timeout=2.0 + 2 * asked / 1000)
+        observed = _ms(added)
+        return {"measured": True, "proxy": proxy.name, "probe": kind, "asked_added_ms": asked,
+                "observed_added_ms": observed, "error_ms": round(observed - asked, 3),
                 "through_p50_ms": _ms(through), "direct_p50_ms": _ms(direct)}
 
 

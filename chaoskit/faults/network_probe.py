@@ -1,7 +1,9 @@
 """Requests sent through a proxy to see a network fault act: timed round trips and connect checks.
 
-Two probe kinds: `echo` (a TCP upstream that sends back what it gets: one persistent connection,
-a short line per round trip) and `http` (any HTTP upstream: keep-alive `GET /`, any status).
+Two probe kinds, each one persistent connection: `echo` (a TCP upstream that sends back what it
+gets: a short line per round trip) and `http` (an HTTP/1.1 upstream: keep-alive `GET /`, any
+status, the answer read to its Content-Length). HTTP is spoken by hand on purpose: a full client
+costs a millisecond of CPU per request, and on a busy machine that noise swamps a 2 ms goal.
 A session is opened before a toxic is added, so it also shows the toxic reaching a connection
 that was already open.
 """
@@ -13,10 +15,16 @@ import statistics
 import time
 from typing import Literal, Protocol
 
-import httpx
-
 ProbeKind = Literal["echo", "http"]
 _PING = b"chaoskit-probe\n"
+
+
+class UnreadableAnswer(Exception):
+    """The upstream answered something the probe kind cannot time (e.g. not HTTP)."""
+
+
+# What a probe may run into without it being chaoskit's bug: the fault itself, a wrong probe kind.
+PROBE_ERRORS = (OSError, TimeoutError, EOFError, asyncio.LimitOverrunError, UnreadableAnswer)
 
 
 class RoundTrips(Protocol):
@@ -53,30 +61,42 @@ class EchoRoundTrips:
             pass
 
 
-class HttpRoundTrips:
-    def __init__(self, address: str, timeout: float) -> None:
-        host, port = split_address(address)
-        self._client = httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=timeout)
+def _content_length(head: bytes) -> int:
+    if not head.startswith(b"HTTP/1."):
+        raise UnreadableAnswer(f"not an HTTP answer: {head[:40]!r}")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    raise UnreadableAnswer("the HTTP answer has no Content-Length; use probe: echo or none")
+
+
+class HttpRoundTrips(EchoRoundTrips):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 timeout: float, host: str) -> None:
+        super().__init__(reader, writer, timeout)
+        self._request = (f"GET / HTTP/1.1\r\nHost: {host}\r\n"
+                         "User-Agent: chaoskit-probe\r\n\r\n").encode()
 
     async def once(self) -> float:
         started = time.perf_counter()
-        response = await self._client.get("/")
-        await response.aread()
+        self._writer.write(self._request)
+        await self._writer.drain()
+        head = await asyncio.wait_for(self._reader.readuntil(b"\r\n\r\n"), self._timeout)
+        body = _content_length(head)
+        await asyncio.wait_for(self._reader.readexactly(body), self._timeout)
         return time.perf_counter() - started
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 async def open_round_trips(kind: ProbeKind, address: str, timeout: float = 5.0) -> RoundTrips:
     """A warmed-up session: its first (connection-setting) round trip is already done."""
+    host, port = split_address(address)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     session: RoundTrips
     if kind == "echo":
-        host, port = split_address(address)
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         session = EchoRoundTrips(reader, writer, timeout)
     else:
-        session = HttpRoundTrips(address, timeout)
+        session = HttpRoundTrips(reader, writer, timeout, host)
     try:
         await session.once()
     except BaseException:
@@ -94,12 +114,29 @@ async def sample_round_trips(session: RoundTrips, count: int, budget: float) -> 
     return samples
 
 
-async def median_round_trip(kind: ProbeKind, address: str, count: int, budget: float) -> float:
-    session = await open_round_trips(kind, address)
+async def added_delay(kind: ProbeKind, through: str, direct: str, count: int, budget: float,
+                      timeout: float = 5.0) -> tuple[float, float, float]:
+    """Seconds a proxy adds to a round trip, as (added, through p50, direct p50).
+
+    Requests alternate through the proxy and straight to its upstream, and `added` is the median
+    of the pairs' differences, so load on the machine lands on both sides of each pair alike.
+    """
+    proxied = await open_round_trips(kind, through, timeout)
     try:
-        return statistics.median(await sample_round_trips(session, count, budget))
+        straight = await open_round_trips(kind, direct, timeout)
+    except BaseException:
+        await proxied.close()
+        raise
+    pairs: list[tuple[float, float]] = []
+    deadline = time.perf_counter() + budget
+    try:
+        while len(pairs) < count and (len(pairs) < 3 or time.perf_counter() < deadline):
+            pairs.append((await proxied.once(), await straight.once()))
     finally:
-        await session.close()
+        await proxied.close()
+        await straight.close()
+    return (statistics.median(a - b for a, b in pairs),
+            statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs))
 
 
 async def refuses_connections(address: str, timeout: float = 1.0) -> bool:
@@ -123,31 +160,39 @@ class ActivationWatch:
         self.threshold = baseline + added / 2  # half the asked delay: clear of loopback noise
 
     @classmethod
-    async def open(cls, kind: ProbeKind, address: str, added: float) -> ActivationWatch:
-        session = await open_round_trips(kind, address)
+    async def open(cls, kind: ProbeKind, address: str,
+                   added: float) -> tuple[ActivationWatch | None, dict[str, str]]:
+        """A watch with its baseline measured, or None and why not (the fault goes on anyway)."""
+        try:
+            session = await open_round_trips(kind, address, timeout=2.0 + 2 * added)
+        except PROBE_ERRORS as exc:
+            return None, {"probe_error": f"no {kind} probe through {address}: {exc!r}"}
         try:
             baseline = statistics.median(await sample_round_trips(session, 5, 1.0))
-        except BaseException:
+        except BaseException as exc:
             await session.close()
+            if isinstance(exc, PROBE_ERRORS):
+                return None, {"probe_error": f"{kind} probe through {address} failed: {exc!r}"}
             raise
-        return cls(session, baseline, added)
+        return cls(session, baseline, added), {}
 
     async def first_affected(self, since: float, limit: int = 20,
-                             budget: float = 3.0) -> dict[str, float | int | None]:
+                             budget: float = 3.0) -> dict[str, float | int | str | None]:
         """Milliseconds from `since` (the API call) to sending the first delayed request."""
-        deadline = time.perf_counter() + budget
-        for unaffected in range(limit):
-            sent = time.perf_counter()
-            took = await self.session.once()
-            if took >= self.threshold:
-                return {"activation_ms": round((sent - since) * 1000, 3),
-                        "unaffected_requests": unaffected,
-                        "baseline_rtt_ms": round(self.baseline * 1000, 3),
-                        "first_affected_rtt_ms": round(took * 1000, 3)}
-            if time.perf_counter() > deadline:
-                break
-        return {"activation_ms": None, "unaffected_requests": unaffected + 1,
-                "baseline_rtt_ms": round(self.baseline * 1000, 3)}
+        deadline, unaffected = time.perf_counter() + budget, 0
+        try:
+            while unaffected < limit and time.perf_counter() <= deadline:
+                sent = time.perf_counter()
+                took = await self.session.once()
+                if took >= self.threshold:
+                    return {"activation_ms": round((sent - since) * 1000, 3),
+                            "unaffected_requests": unaffected,
+                            "baseline_rtt_ms": round(self.baseline * 1000, 3),
+                            "first_affected_rtt_ms": round(took * 1000, 3)}
+                unaffected += 1
+        except PROBE_ERRORS as exc:
+            return {"activation_ms": None, "probe_error": repr(exc)}
+        return {"activation_ms": None, "unaffected_requests": unaffected}
 
     async def close(self) -> None:
         await self.session.close()
