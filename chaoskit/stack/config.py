@@ -104,7 +104,7 @@ class StackConfig:
     broken: frozenset[str] = frozenset()
     db_pool_size: int = 10
     worker_concurrency: int = 16
-    offline_rounds: int = 2000
+    offline_rounds: int = 20000  # PBKDF2 rounds per unit: ~10 ms of CPU
     offline_linger: float = 0.0  # real seconds
     idempotency_wait: float = 5.0  # real seconds
     db_timeout: float = 10.0  # real seconds: a database step that takes longer is abandoned
@@ -154,7 +154,7 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "db_pool_size": _positive_number(env, "CHAOSKIT_DB_POOL_SIZE", "10", int),
         "worker_concurrency": _positive_number(env, "CHAOSKIT_WORKER_CONCURRENCY", "16", int),
-        "offline_rounds": _positive_number(env, "CHAOSKIT_OFFLINE_ROUNDS", "2000", int),
+        "offline_rounds": _positive_number(env, "CHAOSKIT_OFFLINE_ROUNDS", "20000", int),
         "offline_linger": _duration(env, "CHAOSKIT_OFFLINE_LINGER", "0s"),
         "idempotency_wait": _positive_duration(env, "CHAOSKIT_IDEMPOTENCY_WAIT", "5s"),
         "db_timeout": _positive_duration(env, "CHAOSKIT_DB_TIMEOUT", "10s"),

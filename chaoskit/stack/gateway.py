@@ -84,6 +84,10 @@ def guarded(handler: Handler, timeout: float) -> Handler:
                 return await handler(request)
         except Refusal as refusal:
             return answer(refusal.outcome)
+        except psycopg.IntegrityError as exc:  # e.g. a client key equal to an internal one
+            log.warning("integrity refusal: %s", exc)
+            return answer(Outcome(409, {"error": "conflicts with an existing record",
+                                        "hint": "use a fresh Idempotency-Key"}))
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             log.warning("database unavailable: %s", exc)
             return answer(Outcome(503, {"error": "database unavailable", "hint": "retry"}))

@@ -61,3 +61,18 @@ async def ledger_imbalances(conn: psycopg.AsyncConnection) -> list[tuple[str, st
     other than exactly once, a completed flow with no entries. Empty means balanced."""
     cursor = await conn.execute(IMBALANCE_QUERY)
     return [(str(s), str(w), Decimal(t)) for s, w, t in await cursor.fetchall()]
+
+
+# A flow still pending past its due time is a broken promise *now*, not when (if ever) it
+# completes: mark it once so exactly one process counts it in payments_deadline_misses_total.
+SWEEP_MISSES = """
+UPDATE flows SET missed_at = now()
+ WHERE status = 'pending' AND due_at < now() AND missed_at IS NULL
+RETURNING kind
+"""
+
+
+async def sweep_misses(conn: psycopg.AsyncConnection) -> list[str]:
+    """Kinds of the flows that just became overdue (one item per flow)."""
+    cursor = await conn.execute(SWEEP_MISSES)
+    return [str(kind) for (kind,) in await cursor.fetchall()]

@@ -59,11 +59,12 @@ class StackMetrics:
     def observe_request(self, service: str, route: str, status: int, seconds: float) -> None:
         self.request_duration.labels(self.node, service, route, str(status)).observe(seconds)
 
-    def observe_completion(self, flow: str, lag_seconds: float) -> None:
+    def observe_completion(self, flow: str, lag_seconds: float, newly_missed: bool) -> None:
+        """A completed flow; a late one counts as a miss unless a sweep counted it already."""
         on_time = lag_seconds <= 0
         self.schedule_lag.labels(self.node, flow).observe(lag_seconds)
         self.flows_completed.labels(self.node, flow, "true" if on_time else "false").inc()
-        if not on_time:
+        if newly_missed:
             self.deadline_misses.labels(self.node, flow).inc()
 
     def exposition(self) -> bytes:

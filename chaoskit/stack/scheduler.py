@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from chaoskit.stack.config import StackConfig
 from chaoskit.stack.database import connect_and_migrate, open_pool
+from chaoskit.stack.ledger import sweep_misses
 from chaoskit.stack.metrics import StackMetrics
 from chaoskit.stack.serving import ops_routes
 
@@ -114,6 +115,9 @@ class Scheduler:
             if fired:
                 log.info("fired %d automatic final payments", len(fired))
             await conn.execute(CLOSE_WINDOWS, fence)
+            # also here, so overdue flows are counted even when every worker is down
+            for kind in await sweep_misses(conn):
+                self.metrics.deadline_misses.labels(self.metrics.node, kind).inc()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS flows (
     created_at        timestamptz NOT NULL DEFAULT now(),
     due_at            timestamptz,
     completed_at      timestamptz,
+    -- when the flow was first seen past due_at unfinished (each miss is counted exactly once)
+    missed_at         timestamptz,
     -- work leasing: the token is the fence, bumped on every claim
     lease_owner       text,
     lease_token       bigint NOT NULL DEFAULT 0,
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS flows (
     takeovers         integer NOT NULL DEFAULT 0,
     last_error        text
 );
+ALTER TABLE flows ADD COLUMN IF NOT EXISTS missed_at timestamptz;
 CREATE INDEX IF NOT EXISTS flows_pending_by_due ON flows (due_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS flows_refunds_of_payment ON flows (payment_id)
     WHERE payment_id IS NOT NULL;

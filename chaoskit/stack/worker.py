@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from chaoskit.stack.bank_client import BankAnswer, BankChannelClient
 from chaoskit.stack.config import StackConfig
 from chaoskit.stack.database import connect_and_migrate, open_pool
-from chaoskit.stack.ledger import post_entries
+from chaoskit.stack.ledger import post_entries, sweep_misses
 from chaoskit.stack.metrics import StackMetrics
 from chaoskit.stack.serving import ops_routes
 
@@ -47,9 +47,10 @@ RETURNING f.id, f.kind, f.amount, f.currency, f.merchant, f.lease_token, due.tak
 """
 COMPLETE = """
 UPDATE flows SET status = %(status)s, completed_at = now(), bank = %(bank)s,
-       lease_owner = NULL, lease_expires_at = NULL, last_error = %(error)s
+       lease_owner = NULL, lease_expires_at = NULL, last_error = %(error)s,
+       missed_at = coalesce(missed_at, CASE WHEN now() > due_at THEN now() END)
  WHERE id = %(id)s AND lease_token = %(token)s AND status = 'pending'
-RETURNING extract(epoch FROM completed_at - due_at)::float8
+RETURNING extract(epoch FROM completed_at - due_at)::float8, missed_at = completed_at
 """
 RELEASE = """
 UPDATE flows SET lease_owner = NULL, lease_expires_at = NULL, last_error = %(error)s,
@@ -135,7 +136,7 @@ class Worker:
                 await post_entries(conn, claim.flow_id, claim.kind, claim.merchant,
                                    claim.amount, claim.currency)
         if approved:
-            self.metrics.observe_completion(claim.kind, row[0])
+            self.metrics.observe_completion(claim.kind, row[0], bool(row[1]))
 
     async def release(self, claim: Claim, answer: BankAnswer) -> None:
         assert self.pool is not None
@@ -180,6 +181,7 @@ class Worker:
             await asyncio.sleep(self.config.lease_ttl / 3)
             await self._ignore_db_errors(self._extend())
             await self._ignore_db_errors(self._report_depth())
+            await self._ignore_db_errors(self._count_misses())
 
     async def _extend(self) -> None:
         if self.held and self.pool is not None:
@@ -196,6 +198,12 @@ class Worker:
             depth, overdue = counts.get(kind, (0, 0))
             self.metrics.queue_depth.labels(self.metrics.node, kind).set(depth)
             self.metrics.overdue.labels(self.metrics.node, kind).set(overdue)
+
+    async def _count_misses(self) -> None:
+        assert self.pool is not None
+        async with self.pool.connection() as conn:
+            for kind in await sweep_misses(conn):
+                self.metrics.deadline_misses.labels(self.metrics.node, kind).inc()
 
     async def _ignore_db_errors(self, step: Any) -> None:
         try:

@@ -108,15 +108,19 @@ def test_frozen_worker_that_thaws_after_takeover_does_not_complete_twice(
 
 
 def test_no_takeover_defect_leaves_a_dead_workers_flow_pending(lab, database_url: str) -> None:
-    fleet, _bank, gateway = lab
+    fleet, _bank, _gateway = lab
+    hasty = fleet.start("gateway", instance="gateway-2s", CHAOSKIT_REFUND_SLA="2s")
     first = fleet.start("worker", instance="worker-a")
-    flow = create_refund(gateway)
+    flow = create_refund(hasty)
     wait_for(lambda: flow_row(database_url, flow)["owner"] == "worker-a", 5, "worker-a's claim")
     first.kill()
     second = fleet.start("worker", instance="worker-b", CHAOSKIT_BROKEN="no-takeover")
     time.sleep(TTL * 3 + BANK_LATENCY)
     assert flow_row(database_url, flow)["status"] == "pending"
     assert metric(second, "payments_lease_takeovers_total") == 0
+    # the broken promise is counted once it is broken, not when (if ever) the flow completes
+    assert metric(second, "payments_deadline_misses_total") == 1
+    assert metric(second, "payments_overdue_flows") == 1
 
 
 def test_many_refunds_complete_once_across_two_workers(lab, database_url: str) -> None:
