@@ -45,8 +45,9 @@ class RequestMix:
             return self._frame(self._pay_head, key, self._payment(k)), key, True
         if kind == 0:
             return self._frame(self._heads[flow], key, self._payment(k)), key, False
-        body = b'{"amount":"%d.%02d","currency":"CNY","merchant":"m-%d","order_id":"o-%s"}' % (
-            10 + k % 490, k % 100, k % 97, key)
+        # No order_id: the gateway opens a pre-sale order for it (a made-up id would be a 404).
+        body = b'{"amount":"%d.%02d","currency":"CNY","merchant":"m-%d"}' % (
+            10 + k % 490, k % 100, k % 97)
         return self._frame(self._heads[flow], key, body), key, False
 
     @staticmethod
