@@ -86,3 +86,35 @@ def _parse_stat(text: str) -> dict[str, str]:
         if row.get("pxname") == "gateways" and row.get("svname") not in ("BACKEND", "FRONTEND"):
             states[row["svname"]] = row.get("status", "")
     return states
+
+
+def runtime(socket_path: str, command: str, timeout: float = 2.0) -> str:
+    """One command on HAProxy's admin socket (the runtime API); returns its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(socket_path)
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode(errors="replace").strip()
+
+
+# Dynamic servers do not inherit default-server, so their check timing is spelled out again.
+_DYNAMIC = "check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1"
+
+
+def add_gateway(socket_path: str, name: str, address: str) -> None:
+    """Put a new gateway into rotation without a reload (it starts in maintenance)."""
+    for command in (f"add server gateways/{name} {address} {_DYNAMIC}",
+                    f"enable health gateways/{name}", f"enable server gateways/{name}"):
+        answer = runtime(socket_path, command)
+        if "error" in answer.lower() or "unknown" in answer.lower():
+            raise OSError(f"HAProxy refused `{command}`: {answer}")
+
+
+def remove_gateway(socket_path: str, name: str) -> None:
+    """Drain a gateway out of rotation and delete it (a removed node leaves no backend)."""
+    for command in (f"disable server gateways/{name}", f"shutdown sessions server gateways/{name}",
+                    f"del server gateways/{name}"):
+        runtime(socket_path, command)

@@ -12,7 +12,7 @@ import psycopg
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
 from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.local import health, nodes, processes, state
+from chaoskit.platforms.local import capacity, cgroups, health, nodes, processes, state
 from chaoskit.platforms.local.state import LabState
 
 ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
@@ -176,6 +176,40 @@ class LocalPlatform:
 
     def node_health_urls(self, name: str) -> dict[str, str]:
         return {p.id: p.health for p in self.lab().processes_on(name) if p.health}
+
+    # -- capacity and co-location (the scale and colocate drivers) ---------------------------
+    def start_service(self, node: str, service: str, env: dict[str, str] | None = None) -> str:
+        """Start one more stack process (e.g. `offline`) on a node; returns its process id."""
+        with state.locked(self.dir):
+            return capacity.start_service(self.lab(), node, service, env).id
+
+    def stop_service(self, process_id: str) -> None:
+        with state.locked(self.dir):
+            capacity.stop_service(self.lab(), process_id)
+
+    def add_node(self) -> str:
+        """A new node with a gateway in HAProxy's rotation and a worker; returns its name."""
+        with state.locked(self.dir):
+            return capacity.add_node(self.lab()).name
+
+    def remove_node(self, name: str) -> None:
+        with state.locked(self.dir):
+            capacity.remove_node(self.lab(), name)
+
+    def node_cgroup(self, node: str, controller: str) -> str | None:
+        """The node's cgroup directory for a v1 controller (cpu, cpuset, memory, freezer);
+        None for loopback nodes, which have none."""
+        lab = self.lab()
+        lab.node(node)
+        if lab.mode != nodes.NETNS:
+            return None
+        return str(cgroups.ROOT / controller / cgroups.TOP / lab.lab_id / node)
+
+    def process_health_url(self, process_id: str) -> str:
+        record = self.lab().process(process_id)
+        if record is None:
+            raise PlatformError(f"no lab process '{process_id}'", hint="see `chaoskit lab status`")
+        return record.health
 
     # -- preflight --------------------------------------------------------------------------
     async def preflight(self) -> list[str]:
