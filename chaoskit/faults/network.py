@@ -170,7 +170,9 @@ class ProxyFault:
         started = time.perf_counter()
         facts = await asyncio.to_thread(self._revert_effect, server, intent)
         done = time.perf_counter()
-        deleted = await asyncio.to_thread(_delete_created, server, intent)
+        # Only declared proxies can have been created by chaoskit: skip the extra listing if none.
+        deleted = (await asyncio.to_thread(_delete_created, server, intent)
+                   if intent["declared"] else [])
         return {**facts, "revert_ms": _ms(done - started), "deleted_proxies": deleted}
 
     def _revert_effect(self, server: ToxiproxyServer, intent: Intent) -> dict[str, Any]:

@@ -87,9 +87,10 @@ async def activation_and_revert(url: str, address: str, proxy: str) -> dict[str,
     return figures
 
 
-async def accuracy(url: str, proxy: str, asked_ms: int, stream: str) -> dict[str, Any]:
+async def accuracy(url: str, proxy: str, asked_ms: int, stream: str,
+                   probe: str) -> dict[str, Any]:
     fault = network.LatencyFault(LabPlatform(url))  # type: ignore[arg-type]
-    config = fault.Config(latency=f"{asked_ms}ms", stream=stream, probe="echo")
+    config = fault.Config(latency=f"{asked_ms}ms", stream=stream, probe=probe)
     intent = fault.plan(f"acc{asked_ms}{stream}", {"proxy": proxy}, config, random.Random(0))
     await fault.inject(intent)
     try:
@@ -98,7 +99,8 @@ async def accuracy(url: str, proxy: str, asked_ms: int, stream: str) -> dict[str
         await fault.revert(intent)
 
 
-def test_bench_toxiproxy(toxiproxy_url: str, echo_upstream: Any, make_proxy: Any) -> None:
+def test_bench_toxiproxy(toxiproxy_url: str, echo_upstream: Any, http_upstream: Any,
+                         make_proxy: Any) -> None:
     proxy = make_proxy("bench", echo_upstream.address)
     figures = asyncio.run(activation_and_revert(toxiproxy_url, proxy.listen, proxy.name))
     print(f"\nToxiproxy latency fault ({LATENCY_MS}ms, echo upstream on loopback)")
@@ -108,10 +110,13 @@ def test_bench_toxiproxy(toxiproxy_url: str, echo_upstream: Any, make_proxy: Any
             ("revert() start -> first undelayed request", "revert")]
     for label, key in rows:
         print(f"  {label:42s} {percentiles(figures[key])}")
-    print("  observed vs asked added latency (median of 15 echo round trips):")
-    for asked, stream in [(1, "downstream"), (5, "downstream"), (20, "downstream"),
-                          (20, "both"), (100, "downstream")]:
-        measured = asyncio.run(accuracy(toxiproxy_url, proxy.name, asked, stream))
-        print(f"    asked {measured['asked_added_ms']:6.1f} ms ({stream:10s}) observed "
+    print("  observed vs asked added latency (median of 21 proxied-minus-direct round trips):")
+    web = make_proxy("bench-http", http_upstream.address)
+    for target, probe, asked, stream in [
+            (proxy, "echo", 1, "downstream"), (proxy, "echo", 5, "downstream"),
+            (proxy, "echo", 20, "downstream"), (proxy, "echo", 20, "both"),
+            (proxy, "echo", 100, "downstream"), (web, "http", 20, "downstream")]:
+        measured = asyncio.run(accuracy(toxiproxy_url, target.name, asked, stream, probe))
+        print(f"    {probe:4s} asked {measured['asked_added_ms']:6.1f} ms ({stream:10s}) observed "
               f"{measured['observed_added_ms']:8.3f} ms  error {measured['error_ms']:+.3f} ms")
     assert len(figures["activation"]) == len(figures["api"]) > 0
