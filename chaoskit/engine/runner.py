@@ -11,6 +11,7 @@ import secrets
 import signal
 import time
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,7 @@ class Run:
         # The window's own clock is load time; the journal's `t` stays run time for every record.
         window = dict(window)
         self.journal.write("load", load_t=window.pop("t", None), **window)
+        self.load_windows.append((time.monotonic(), window))
 
     def _entry_url(self, target: str) -> str:
         if target.startswith(("http://", "https://")):
@@ -175,8 +177,10 @@ class Run:
         self.lease_path = self.run_dir / "lease"
         self._open()
         self.faultline = FaultLine(planned, self.platform, self.journal)
+        self.load_windows: deque[tuple[float, dict[str, Any]]] = deque(maxlen=36000)
         context = ProbeContext(self.platform, str(self.run_dir),
-                               str(self.run_dir / "acknowledged.jsonl"))
+                               str(self.run_dir / "acknowledged.jsonl"),
+                               self.load_windows if self.experiment.load else None)
         self.sampling = SamplingLoop(build_samplers(self.experiment, context), self.journal,
                                      lambda: self.phase, self._on_trip)
         return await self._guarded()

@@ -21,6 +21,7 @@ class ProbeContext:
     platform: Any
     run_dir: str
     acknowledged_path: str | None = None  # the load engine's record of acknowledged requests
+    load_windows: Any = None  # deque of (monotonic time, load window dict) while load runs
 
 
 class Probe(Protocol):

@@ -1,0 +1,45 @@
+"""The load probe judges what clients were told, from the engine's recent load windows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import pytest
+
+from chaoskit.errors import ProbeError
+from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.load import LoadProbe, LoadProbeConfig
+
+
+def _window(sent: int, errors: int, p99_ms: float, final_errors: int = 0) -> dict:
+    return {"intended": sent + 1, "sent": sent, "ok": sent - errors, "errors": errors, "late": 1,
+            "dropped": 0, "p50_ms": p99_ms / 2, "p99_ms": p99_ms, "max_ms": p99_ms * 2,
+            "by_flow": {"final_payment": {"sent": 10, "errors": final_errors, "intended": 10}}}
+
+
+def _sample(windows: deque, **options: object) -> float:
+    probe = LoadProbe(LoadProbeConfig(**options), ProbeContext(None, ".", None, windows))
+    return asyncio.run(probe.sample())
+
+
+def test_error_ratio_and_latency_over_the_recent_window_only() -> None:
+    now = time.monotonic()
+    windows = deque([(now - 60, _window(100, 100, 900.0)),  # long ago: not judged
+                     (now - 1, _window(100, 2, 40.0)), (now, _window(100, 0, 60.0))])
+    assert _sample(windows, measure="error_ratio", window="5s") == pytest.approx(0.01)
+    assert _sample(windows, measure="p99", window="5s") == pytest.approx(0.060)
+    assert _sample(windows, measure="achieved_ratio", window="5s") == pytest.approx(200 / 202)
+
+
+def test_a_flow_can_be_judged_alone() -> None:
+    windows = deque([(time.monotonic(), _window(100, 0, 10.0, final_errors=10))])
+    assert _sample(windows, measure="error_ratio") == 0.0
+    assert _sample(windows, measure="error_ratio", flow="final_payment") == 1.0
+
+
+def test_no_windows_yet_reads_as_zero_and_no_load_is_an_error() -> None:
+    assert _sample(deque(), measure="error_ratio") == 0.0
+    with pytest.raises(ProbeError, match="load"):
+        LoadProbe(LoadProbeConfig(), ProbeContext(None, ".", None, None))
