@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
+from chaoskit.stack.idempotency import request_hash
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -106,3 +110,54 @@ def test_no_idempotency_defect_moves_money_on_every_retry(stack_services: Servic
     answers = [pay(broken, "k-same") for _ in range(3)]
     assert len({a.json()["id"] for a in answers}) == 3
     assert count(database_url, "SELECT count(*) FROM flows WHERE kind = 'payment'") == 3
+
+
+FIRST = {"id": "pay_first", "status": "completed"}
+
+
+@pytest.fixture
+def patient_gateway(stack_services: ServiceFleet, database_url: str) -> ServiceProcess:
+    stack_services.env["CHAOSKIT_DATABASE_URL"] = database_url
+    return stack_services.start("gateway", CHAOSKIT_IDEMPOTENCY_WAIT="1500ms")
+
+
+def hold_key(conn: psycopg.Connection, key: str) -> None:
+    """Play the first request, in flight: its key row inserted, its transaction still open."""
+    conn.execute("INSERT INTO idempotency_keys (key, route, request_hash, response_status,"
+                 " response_body) VALUES (%s, 'payments', %s, 201, %s)",
+                 (key, request_hash("payments", PAYMENT), Jsonb(FIRST)))
+
+
+def test_repeat_waits_for_the_first_request_in_flight(patient_gateway: ServiceProcess,
+                                                      database_url: str) -> None:
+    with psycopg.connect(database_url) as conn, ThreadPoolExecutor(1) as pool:
+        hold_key(conn, "k-held")
+        repeat = pool.submit(pay, patient_gateway, "k-held")
+        time.sleep(0.5)
+        assert not repeat.done()  # it waits on the first one rather than paying again
+        conn.commit()
+        answer = repeat.result(5)
+    assert answer.status_code == 201 and answer.json() == FIRST
+    assert count(database_url, "SELECT count(*) FROM flows") == 0  # ours moved no money
+
+
+def test_repeat_does_the_work_when_the_first_request_died(patient_gateway: ServiceProcess,
+                                                          database_url: str) -> None:
+    with psycopg.connect(database_url) as conn, ThreadPoolExecutor(1) as pool:
+        hold_key(conn, "k-died")
+        repeat = pool.submit(pay, patient_gateway, "k-died")
+        time.sleep(0.5)
+        conn.rollback()  # the first request's transaction never committed
+        answer = repeat.result(5)
+    assert answer.status_code == 201 and answer.json()["id"] != FIRST["id"]
+    assert count(database_url, "SELECT count(*) FROM flows") == 1
+
+
+def test_a_long_first_request_gets_409_then_the_replay(patient_gateway: ServiceProcess,
+                                                       database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        hold_key(conn, "k-slow")
+        waited = pay(patient_gateway, "k-slow")
+        conn.commit()
+    assert waited.status_code == 409 and waited.headers["retry-after"] == "1"
+    assert pay(patient_gateway, "k-slow").json() == FIRST

@@ -63,3 +63,19 @@ def test_listen_and_bank_parsing() -> None:
     with pytest.raises(PlatformError):
         parse_listen("localhost")
     assert list(parse_bank_urls("b=http://x:1,a=http://y:2")) == ["b", "a"]
+
+
+def test_entry_point_refuses_unknown_services(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaoskit.stack.__main__ import main
+
+    assert main(["cashier"]) == 2 and main([]) == 2
+    assert "gateway,worker,scheduler,bank,offline" in capsys.readouterr().err
+
+
+def test_bad_configuration_exits_with_the_error_status(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from chaoskit.stack.__main__ import main
+
+    monkeypatch.setenv("CHAOSKIT_LEASE_TTL", "soon")
+    assert main(["worker"]) == 4
+    assert "CHAOSKIT_LEASE_TTL" in capsys.readouterr().err
