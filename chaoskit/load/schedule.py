@@ -29,31 +29,23 @@ class Arrival:
 
 
 class _SeededBlocks:
-    """Jitter and flow of arrival k from a per-block generator seeded by (seed, block)."""
+    """Jitter and flow of arrivals, 1024 at a time, from a generator seeded by (seed, block)."""
 
     def __init__(self, seed: int, weights: list[float]) -> None:
         self._seed = seed
         self._cum = list(accumulate(weights))
-        self._block = -1
-        self._jitter: list[float] = []
-        self._flows: list[int] = []
+        self.jitter: list[float] = []
+        self.flows: list[int] = []
 
-    def get(self, k: int) -> tuple[float, int]:
-        block = k >> _BLOCK_BITS
-        if block != self._block:
-            self._fill(block)
-        i = k & _BLOCK_MASK
-        return self._jitter[i], self._flows[i]
-
-    def _fill(self, block: int) -> None:
+    def fill(self, block: int) -> tuple[list[float], list[int]]:
         rng = random.Random(f"arrivals:{self._seed}:{block}")
         size = _BLOCK_MASK + 1
-        self._jitter = [rng.random() for _ in range(size)]
+        self.jitter = [rng.random() for _ in range(size)]
         if len(self._cum) == 1:
-            self._flows = [0] * size
+            self.flows = [0] * size
         else:
-            self._flows = rng.choices(range(len(self._cum)), cum_weights=self._cum, k=size)
-        self._block = block
+            self.flows = rng.choices(range(len(self._cum)), cum_weights=self._cum, k=size)
+        return self.jitter, self.flows
 
 
 class ArrivalSchedule:
@@ -67,10 +59,7 @@ class ArrivalSchedule:
         self._slice = 0          # next slice to integrate
         self._count = 0.0        # cumulative intended count at that slice's start
         self._k = worker
-        self._pos = self._position(worker)
-
-    def _position(self, k: int) -> float:
-        return k + self._blocks.get(k)[0]
+        self._pos = worker + self._blocks.fill(worker >> _BLOCK_BITS)[0][worker & _BLOCK_MASK]
 
     @property
     def exhausted(self) -> bool:
@@ -82,19 +71,26 @@ class ArrivalSchedule:
         ks: list[int] = []
         flows: list[int] = []
         run_end = self._curve.run_seconds
+        rate_run, blocks = self._curve.rate_run, self._blocks
+        k, pos, count, step = self._k, self._pos, self._count, self._step
+        jitters, block_flows, block = blocks.jitter, blocks.flows, k >> _BLOCK_BITS
         while self._slice * SLICE < min(t_end, run_end):
             start = self._slice * SLICE
             width = min(SLICE, run_end - start)
-            rate = self._curve.rate_run(start + width / 2)
-            top = self._count + rate * width
-            while self._pos < top:
-                times.append(start + (self._pos - self._count) / rate)
-                ks.append(self._k)
-                flows.append(self._blocks.get(self._k)[1])
-                self._k += self._step
-                self._pos = self._position(self._k)
-            self._count = top
+            rate = rate_run(start + width / 2)
+            top = count + rate * width
+            while pos < top:  # the hot loop: one pass per arrival of this worker
+                times.append(start + (pos - count) / rate)
+                ks.append(k)
+                flows.append(block_flows[k & _BLOCK_MASK])
+                k += step
+                if k >> _BLOCK_BITS != block:
+                    block = k >> _BLOCK_BITS
+                    jitters, block_flows = blocks.fill(block)
+                pos = k + jitters[k & _BLOCK_MASK]
+            count = top
             self._slice += 1
+        self._k, self._pos, self._count = k, pos, count
         return times, ks, flows
 
     def __iter__(self) -> Iterator[Arrival]:
