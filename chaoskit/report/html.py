@@ -61,7 +61,7 @@ def fault_windows(records: list[Record], end: float) -> list[dict[str, Any]]:
     """Each fault from its intent to its revert (or the run's end, if never reverted)."""
     faults: dict[str, dict[str, Any]] = {}
     for r in records:
-        kind, name = r["kind"], r.get("fault")
+        kind, name = r["kind"], str(r.get("fault"))
         if kind == "intent":
             faults[name] = {"name": name, "type": r.get("type", ""), "start": r["t"], "end": None,
                             "state": "intended", "facts": {}}
@@ -169,26 +169,31 @@ def _guardrail_threshold(condition: str, phases: dict[str, tuple[float, float]])
              "label": f"abort when {condition}", "held": True, "kind": "abort"}]
 
 
-def probe_plots(records: list[Record], verdicts: list[dict[str, Any]],
-                phases: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
-    """One plot per hypothesis item (with its limits) and per guardrail (with its trip line)."""
+def _sample_series(records: list[Record]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(role, name) -> [(t, value)] of every probe sample."""
     series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for r in records:
         if r["kind"] == "sample":
             series[(r.get("role", "hypothesis"), r["name"])].append((r["t"], r["value"]))
+    return series
+
+
+def probe_plots(records: list[Record], verdicts: list[dict[str, Any]],
+                phases: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """One plot per hypothesis item (with its limits) and per guardrail (with its trip line)."""
+    series = _sample_series(records)
     spec = header(records).get("spec") or {}
     plots = []
     for item in spec.get("hypothesis") or []:
-        points = series.get(("hypothesis", item["name"]), [])
-        plots.append(_plot(f"hypothesis-{item['name']}", f"{item['name']}  ({item['expect']})",
-                           section_of(item["name"], "hypothesis"), [t for t, _ in points],
-                           [(item["name"], [v for _, v in points])],
-                           thresholds=_item_thresholds(item["name"], verdicts, phases)))
+        name, points = item["name"], series.get(("hypothesis", item["name"]), [])
+        plots.append(_plot(f"hypothesis-{name}", f"{name}  ({item['expect']})",
+                           section_of(name, "hypothesis"), [t for t, _ in points],
+                           [(name, [v for _, v in points])],
+                           thresholds=_item_thresholds(name, verdicts, phases)))
     for guard in spec.get("guardrails") or []:
-        points = series.get(("guardrail", guard["name"]), [])
-        plots.append(_plot(f"guardrail-{guard['name']}",
-                           f"{guard['name']}  (abort when {guard['abort_when']})", "guardrails",
-                           [t for t, _ in points], [(guard["name"], [v for _, v in points])],
+        name, points = guard["name"], series.get(("guardrail", guard["name"]), [])
+        plots.append(_plot(f"guardrail-{name}", f"{name}  (abort when {guard['abort_when']})",
+                           "guardrails", [t for t, _ in points], [(name, [v for _, v in points])],
                            thresholds=_guardrail_threshold(guard["abort_when"], phases)))
     return plots
 

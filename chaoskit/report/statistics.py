@@ -217,24 +217,29 @@ def compare_to_baseline(base: list[float], values: list[float], threshold: Thres
     pairs = bootstrap_pairs(base, values, statistic)
     margins = [v - (b * threshold.scale + threshold.shift) for b, v in pairs]
     low, high = interval(margins, confidence)
-    worse_up = GREATER_IS_WORSE[threshold.op]
-    limit = [b * threshold.scale + threshold.shift for b in base]
-    _, mwu_p = mann_whitney_u(values, limit, "greater" if worse_up else "less")
+    observed, base_stat = stat(values), stat(base)
+    limit = base_stat * threshold.scale + threshold.shift
     ratios = _ratios(pairs)
-    base_stat = stat(base)
     delta = cliffs_delta(values, base)
-    observed, limit = stat(values), base_stat * threshold.scale + threshold.shift
-    margin = observed - limit
-    conclusive = _violated(threshold.op, low, high) or _satisfied(threshold.op, low, high)
     return Outcome(
-        held=not _violated(threshold.op, margin, margin), conclusive=conclusive,
+        held=not _violated(threshold.op, observed - limit, observed - limit),
+        conclusive=_violated(threshold.op, low, high) or _satisfied(threshold.op, low, high),
         method=f"bootstrap {statistic} margin + Mann-Whitney U",
         statistic=statistic, confidence=confidence, observed=observed, baseline=base_stat,
-        limit=limit, margin=margin, ci=(low, high),
+        limit=limit, margin=observed - limit, ci=(low, high),
         p_value=sum(_violated(threshold.op, m, m) for m in margins) / len(margins),
-        mwu_p=mwu_p, ratio=observed / base_stat if base_stat else None,
+        mwu_p=_rank_test_against_limit(base, values, threshold),
+        ratio=observed / base_stat if base_stat else None,
         ratio_ci=interval(ratios, confidence) if ratios else None,
         cliffs_delta=delta, cles=(delta + 1) / 2, n=(len(base), len(values)))
+
+
+def _rank_test_against_limit(base: list[float], values: list[float],
+                             threshold: Threshold) -> float:
+    """Mann-Whitney U p that the values are worse than the baseline samples scaled to the limit."""
+    limit = [b * threshold.scale + threshold.shift for b in base]
+    worse_up = GREATER_IS_WORSE[threshold.op]
+    return mann_whitney_u(values, limit, "greater" if worse_up else "less")[1]
 
 
 def _violated(op: str, low: float, high: float) -> bool:

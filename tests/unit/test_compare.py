@@ -134,3 +134,14 @@ def test_different_seeds_are_noted(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a.jsonl", healthy(1))
     b = write_run(tmp_path / "b.jsonl", healthy(101), seed=8)
     assert "seeds differ" in run_compare(a, b)[1]
+
+
+def test_the_cli_returns_the_gate_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from chaoskit.cli import main
+    a = write_run(tmp_path / "a.jsonl", healthy(1))
+    b = write_run(tmp_path / "b.jsonl", healthy(101, lag_factor=1.4))
+    assert main(["compare", str(a), str(b)]) == 1
+    assert main(["compare", str(a), str(a)]) == 0
+    other = write_run(tmp_path / "c.jsonl", healthy(1), name="other")
+    assert main(["compare", str(a), str(other)]) == 4
+    assert "hint: compare two runs of the same experiment" in capsys.readouterr().err
