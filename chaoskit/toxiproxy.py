@@ -89,7 +89,8 @@ class ToxiproxyServer:
             try:
                 response = getattr(APIConsumer, method)(path, timeout=API_TIMEOUT, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise PlatformError(f"Toxiproxy at {self.url} is unreachable ({exc.__class__.__name__})",
+                raise PlatformError(f"Toxiproxy at {self.url} is unreachable "
+                                    f"({exc.__class__.__name__})",
                                     hint=_unreachable_hint(self.url)) from exc
         if response.status_code >= 400:  # the client maps only 400/404/409 to exceptions
             raise PlatformError(f"Toxiproxy at {self.url} answered {response.status_code} to "

@@ -1,23 +1,16 @@
 """Network faults through Toxiproxy: latency, bandwidth, timeout, reset-peer, slow-close, ... down.
 
-Every fault follows the same path. `plan` resolves the target to proxy names and names what it
-will put there. `inject` creates missing declared proxies (marked `chaoskit.created`), applies the
-toxics (or disables the proxies), waits until the server lists them, and probes when it can. Any
-failure on the way undoes what this call did, in reverse. `revert` and `verify_reverted` work from
-the intent and the server's own listing only, so another process can revert after a crash; they
-touch only chaoskit-named toxics, proxies chaoskit disabled, and proxies chaoskit created.
+Each kind is one Toxiproxy toxic per proxy and stream, except `down`, which disables the proxy.
+The shared path (targets, created proxies, rollback, revert, audit) is in `proxy_fault`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, cast
 
-from chaoskit.errors import ChaoskitError, FaultError
 from chaoskit.faults.base import FaultConfig, Intent
 from chaoskit.faults.network_config import (
     BandwidthConfig,
@@ -35,171 +28,16 @@ from chaoskit.faults.network_probe import (
     added_delay,
     refuses_connections,
 )
-from chaoskit.faults.network_targets import (
-    CREATED_MARK,
-    check_safe_name,
-    declared_proxies,
-    disabled_mark,
-    family,
-    resolve_proxies,
-    streams_of,
-    toxic_name,
-)
-from chaoskit.platforms.base import Platform
+from chaoskit.faults.network_targets import disabled_mark, family, streams_of, toxic_name
+from chaoskit.faults.proxy_fault import ProxyFault, State, Undo, as_ms, wait_listed
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer
 
-Undo = list[Callable[[], None]]
-State = dict[str, ProxyState]
-LISTED_TIMEOUT = 2.0  # the server lists a toxic before its API call returns; this is a backstop
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+__all__ = ["BandwidthFault", "DownFault", "LatencyFault", "LimitDataFault", "ProxyFault",
+           "ResetPeerFault", "SlowCloseFault", "TimeoutFault", "ToxicFault"]
 
 
 async def _nothing() -> dict[str, Any]:
     return {}
-
-
-def _run_undo(undo: Undo) -> list[str]:
-    """Undo in reverse; keep going past failures (the residue audit reports what stays)."""
-    failures = []
-    for step in reversed(undo):
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001 - each step is independent; report, continue
-            failures.append(f"{exc}")
-    undo.clear()
-    return failures
-
-
-def _create_missing(server: ToxiproxyServer, intent: Intent, state: State, undo: Undo) -> State:
-    declared = {d["name"]: d for d in intent["declared"]}
-    missing = [name for name in intent["proxies"] if name not in state]
-    for name in missing:
-        if name not in declared:
-            raise FaultError(f"Toxiproxy at {server.url} has no proxy '{name}'",
-                             hint="declare it in the platform (name, listen, upstream) so chaoskit "
-                                  "creates it, or create it before the run")
-        entry = declared[name]
-        if server.ensure_proxy(name, entry["listen"], entry["upstream"]):
-            undo.append(partial(server.delete_proxy, name))
-            # The mark lets any later revert, even from another process, know chaoskit made it.
-            server.add_toxic(name, CREATED_MARK, "noop", "downstream", 1.0, {})
-            intent["created"].append(name)
-    return server.proxies() if missing else state
-
-
-def _delete_created(server: ToxiproxyServer, intent: Intent) -> list[str]:
-    """Delete proxies chaoskit created once nothing but the creation mark is left on them."""
-    state = server.proxies()
-    deleted = []
-    for name in intent["proxies"]:
-        proxy = state.get(name)
-        if proxy and proxy.toxic(CREATED_MARK) and len(proxy.toxics) == 1:
-            server.delete_proxy(name)
-            deleted.append(name)
-    return deleted
-
-
-async def _until(check: Callable[[State], bool], server: ToxiproxyServer, since: float) -> float:
-    """Milliseconds from `since` until the server's listing satisfies `check`."""
-    deadline = time.perf_counter() + LISTED_TIMEOUT
-    while not check(await asyncio.to_thread(server.proxies)):
-        if time.perf_counter() > deadline:
-            raise FaultError(f"Toxiproxy at {server.url} did not list the change within "
-                             f"{LISTED_TIMEOUT:g}s", hint="check the server's log")
-        await asyncio.sleep(0.001)
-    return _ms(time.perf_counter() - since)
-
-
-class ProxyFault:
-    """What every network fault shares: targets, created proxies, rollback, revert, audit."""
-
-    type_name: ClassVar[str]
-    Config: ClassVar[type[FaultConfig]]
-
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-
-    def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
-             rng: random.Random) -> Intent:
-        del rng  # no seeded choices: a selector names its proxies
-        check_safe_name("fault", name)
-        url = self.platform.toxiproxy_url()
-        declared = declared_proxies(self.platform)
-        names = resolve_proxies(target, [d["name"] for d in declared],
-                                lambda: ToxiproxyServer(url).proxies())
-        intent: Intent = {"type": self.type_name, "fault": name, "toxiproxy": url,
-                          "proxies": names, "created": [],
-                          "declared": [d for d in declared if d["name"] in names]}
-        intent.update(self._plan_effect(name, names, config))
-        return intent
-
-    def _plan_effect(self, name: str, proxies: list[str], config: FaultConfig) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def inject(self, intent: Intent) -> dict[str, Any]:
-        server = ToxiproxyServer(intent["toxiproxy"])
-        undo: Undo = []
-        try:
-            state = await asyncio.to_thread(server.proxies)
-            state = await asyncio.to_thread(_create_missing, server, intent, state, undo)
-            facts = await self._apply(server, intent, state, undo)
-        except BaseException as exc:
-            failures = await asyncio.shield(asyncio.to_thread(_run_undo, undo))
-            if not isinstance(exc, Exception):
-                raise  # cancellation and exits pass through, after the rollback
-            raise self._inject_error(intent, exc, failures) from exc
-        return {"proxies": intent["proxies"], "created_proxies": list(intent["created"]), **facts}
-
-    @staticmethod
-    def _inject_error(intent: Intent, exc: Exception, failures: list[str]) -> FaultError:
-        left = f"; rollback failed: {'; '.join(failures)}" if failures else ""
-        hint = exc.hint if isinstance(exc, ChaoskitError) else "see the cause below"
-        message = exc.message if isinstance(exc, ChaoskitError) else str(exc)
-        return FaultError(f"{intent['type']} fault '{intent['fault']}' was not injected, and what "
-                          f"it had applied was undone{left}: {message}", hint=hint)
-
-    async def _apply(self, server: ToxiproxyServer, intent: Intent, state: State,
-                     undo: Undo) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def revert(self, intent: Intent) -> dict[str, Any]:
-        server = ToxiproxyServer(intent["toxiproxy"])
-        started = time.perf_counter()
-        facts = await asyncio.to_thread(self._revert_effect, server, intent)
-        done = time.perf_counter()
-        # Only declared proxies can have been created by chaoskit: skip the extra listing if none.
-        deleted = (await asyncio.to_thread(_delete_created, server, intent)
-                   if intent["declared"] else [])
-        return {**facts, "revert_ms": _ms(done - started), "deleted_proxies": deleted}
-
-    def _revert_effect(self, server: ToxiproxyServer, intent: Intent) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def verify_reverted(self, intent: Intent) -> list[str]:
-        server = ToxiproxyServer(intent["toxiproxy"])
-        try:
-            state = await asyncio.to_thread(server.proxies)
-        except ChaoskitError as exc:
-            return [f"cannot audit Toxiproxy at {server.url}: {exc.message}"]
-        return self._residue(intent, state)
-
-    def _residue(self, intent: Intent, state: State) -> list[str]:
-        owned, fault = family(intent["fault"]), intent["fault"]
-        found = []
-        for name in intent["proxies"]:
-            proxy = state.get(name)
-            if proxy is None:
-                continue
-            found += [f"toxic {t.name} ({t.kind}, {t.stream}) is still on proxy {name}"
-                      for t in proxy.toxics if t.name in owned]
-            if not proxy.enabled and proxy.toxic(disabled_mark(fault)):
-                found.append(f"proxy {name} is still disabled by fault {fault}")
-            if proxy.toxic(CREATED_MARK) and len(proxy.toxics) == 1:
-                found.append(f"proxy {name}, created by chaoskit, is still there")
-        return found
 
 
 class ToxicFault(ProxyFault):
@@ -220,7 +58,7 @@ class ToxicFault(ProxyFault):
         try:
             started = time.perf_counter()
             await self._add_toxics(server, intent, undo)
-            api_ms = _ms(time.perf_counter() - started)
+            api_ms = as_ms(time.perf_counter() - started)
             # Probe alongside the listing check, so neither figure includes the other's wait.
             listed_ms, seen = await asyncio.gather(
                 self._listed(server, intent, started),
@@ -234,7 +72,7 @@ class ToxicFault(ProxyFault):
     @staticmethod
     async def _listed(server: ToxiproxyServer, intent: Intent, since: float) -> float:
         names = {(t["proxy"], t["name"]) for t in intent["toxics"]}
-        return await _until(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
+        return await wait_listed(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
                             server, since)
 
     async def _add_toxics(self, server: ToxiproxyServer, intent: Intent, undo: Undo) -> None:
@@ -274,7 +112,7 @@ class LatencyFault(ToxicFault):
         conf = cast(LatencyConfig, config)
         planned = super()._plan_effect(name, proxies, config)
         # An echo or request/response round trip crosses each delayed direction once.
-        asked = _ms(conf.latency) * len(streams_of(conf.stream))
+        asked = as_ms(conf.latency) * len(streams_of(conf.stream))
         probe = None if conf.probe == "none" else {"kind": conf.probe}
         return {**planned, "asked_added_ms": asked, "probe": probe}
 
@@ -305,10 +143,10 @@ class LatencyFault(ToxicFault):
         kind, asked = intent["probe"]["kind"], intent["asked_added_ms"]
         added, through, direct = await added_delay(kind, proxy.listen, proxy.upstream, 21, 3.0,
                                                    timeout=2.0 + 2 * asked / 1000)
-        observed = _ms(added)
+        observed = as_ms(added)
         return {"measured": True, "proxy": proxy.name, "probe": kind, "asked_added_ms": asked,
                 "observed_added_ms": observed, "error_ms": round(observed - asked, 3),
-                "through_p50_ms": _ms(through), "direct_p50_ms": _ms(direct)}
+                "through_p50_ms": as_ms(through), "direct_p50_ms": as_ms(direct)}
 
 
 class BandwidthFault(ToxicFault):
@@ -358,8 +196,8 @@ class DownFault(ProxyFault):
         targets = [p for p in intent["proxies"] if p not in already]
         started = time.perf_counter()
         await asyncio.to_thread(self._disable, server, intent["mark"], targets, undo)
-        api_ms = _ms(time.perf_counter() - started)
-        listed_ms = await _until(lambda s: all(not s[p].enabled for p in targets if p in s),
+        api_ms = as_ms(time.perf_counter() - started)
+        listed_ms = await wait_listed(lambda s: all(not s[p].enabled for p in targets if p in s),
                                  server, started)
         refused = [await self._refused_after(state[p].listen, started) for p in targets[:1]]
         return {"disabled": targets, "already_disabled": already, "api_ms": api_ms,
@@ -377,7 +215,7 @@ class DownFault(ProxyFault):
     async def _refused_after(address: str, since: float) -> float | None:
         for _ in range(50):
             if await refuses_connections(address):
-                return _ms(time.perf_counter() - since)
+                return as_ms(time.perf_counter() - since)
             await asyncio.sleep(0.002)
         return None
 

@@ -1,4 +1,4 @@
-"""The magnitude fields of each network fault, in human units, and the Toxiproxy toxic each makes."""
+"""Each network fault's magnitude fields, in human units, and the Toxiproxy toxic it makes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Network faults against a real toxiproxy-server: each kind's effect, revert, and Toxiproxy's ways."""
+"""Network faults against a real toxiproxy-server: effect and revert per kind, Toxiproxy's ways."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 
 from chaoskit.errors import FaultError
 from chaoskit.faults import network
+from chaoskit.faults.base import PreflightChecks
 from chaoskit.faults.network_probe import split_address
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer, wait_ready
 from tests.fixtures.real import require_real
@@ -417,7 +418,7 @@ def test_down_leaves_a_proxy_someone_else_disabled_disabled(
 
 @pytest.fixture
 def foreign_toxiproxy(tmp_path: Path, echo_upstream: Any) -> Any:
-    """A toxiproxy-server someone else runs, with their proxies (one with a toxic) already set up."""
+    """A toxiproxy-server someone else runs, their proxies (one with a toxic) already set up."""
     binary = require_real("toxiproxy-server")
     port = free_port()
     config = tmp_path / "theirs.json"
@@ -530,3 +531,20 @@ def test_a_probe_that_cannot_speak_to_the_upstream_does_not_stop_the_fault(
     injected, acting = asyncio.run(scenario())
     assert "http probe" in injected["probe_error"] and "activation_ms" not in injected
     assert acting
+
+
+def test_preflight_finds_leftovers_and_missing_proxies(toxiproxy_url: str, echo_upstream: Any,
+                                                        make_proxy: Any) -> None:
+    server = ToxiproxyServer(toxiproxy_url)
+    proxy = make_proxy("bank", echo_upstream.address)
+    fault, intent = planned(network.SlowCloseFault, toxiproxy_url, "f16", {"proxy": proxy.name},
+                            delay="100ms")
+    assert isinstance(fault, PreflightChecks)
+    assert asyncio.run(fault.preflight(intent)) == []
+
+    server.add_toxic(proxy.name, "chaoskit-f16-downstream", "slow_close", "downstream", 1.0,
+                     {"delay": 100})  # as a crashed earlier run would have left it
+    intent["proxies"].append("bank-nowhere")
+    problems = asyncio.run(fault.preflight(intent))
+    assert len(problems) == 2
+    assert "no proxy 'bank-nowhere'" in problems[0] and "chaoskit recover" in problems[1]
