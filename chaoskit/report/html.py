@@ -117,23 +117,35 @@ def _per_second(loads: list[Record], field: str) -> list[float | None]:
 
 
 def traffic_plots(records: list[Record], start_ts: float) -> list[dict[str, Any]]:
-    """Request rate, latency and errors from the load engine's 100 ms windows."""
+    """Request rate, completions by flow, latency and errors from the load engine's windows."""
     loads = [r for r in records if r["kind"] == "load"]
     if not loads:
         return []
     x = [run_time(r, start_ts) for r in loads]
-    return [
-        _plot("load-rate", "Request rate: intended vs achieved", "traffic", x,
-              [("intended", _per_second(loads, "intended")), ("sent", _per_second(loads, "sent")),
-               ("ok", _per_second(loads, "ok"))], "req/s"),
-        _plot("load-latency", "Latency (from intended send time)", "traffic", x,
-              [("p50", [r.get("p50_ms") for r in loads]), ("p99", [r.get("p99_ms") for r in loads]),
-               ("max", [r.get("max_ms") for r in loads])], "ms"),
-        _plot("load-errors", "Errors, drops and late sends", "traffic", x,
-              [("errors", _per_second(loads, "errors")),
-               ("dropped", _per_second(loads, "dropped")), ("late", _per_second(loads, "late"))],
-              "/s"),
-    ]
+    rate = _plot("load-rate", "Request rate: intended vs achieved", "traffic", x,
+                 [("intended", _per_second(loads, "intended")),
+                  ("sent", _per_second(loads, "sent")), ("ok", _per_second(loads, "ok"))],
+                 "req/s")
+    latency = _plot("load-latency", "Latency (from intended send time)", "traffic", x,
+                    [("p50", [r.get("p50_ms") for r in loads]),
+                     ("p99", [r.get("p99_ms") for r in loads]),
+                     ("max", [r.get("max_ms") for r in loads])], "ms")
+    errors = _plot("load-errors", "Errors, drops and late sends", "traffic", x,
+                   [("errors", _per_second(loads, "errors")),
+                    ("dropped", _per_second(loads, "dropped")),
+                    ("late", _per_second(loads, "late"))], "/s")
+    return [rate, *_flow_plot(loads, x), latency, errors]
+
+
+def _flow_plot(loads: list[Record], x: list[float]) -> list[dict[str, Any]]:
+    """Completed requests per flow: payments, refunds and final payments must all keep up."""
+    flows = sorted({f for r in loads for f in (r.get("by_flow") or {})})
+    if not flows:
+        return []
+    series = [(flow, _per_second([{"t": r.get("t"), "ok": (r.get("by_flow") or {})
+                                   .get(flow, {}).get("ok")} for r in loads], "ok"))
+              for flow in flows]
+    return [_plot("load-flows", "Completed requests by flow", "traffic", x, series, "ok/s")]
 
 
 def section_of(name: str, default: str) -> str:

@@ -79,7 +79,8 @@ def synthetic_journal(path: Path, error: str | None = None) -> Path:
             j.records.append({"kind": "load", "t": round(t - 3.9, 4), "ts": START_TS + t,
                               "intended": 20, "sent": 19 if t < 8 else 12, "ok": 18,
                               "errors": 1, "late": 0, "dropped": 0, "p50_ms": 40.0,
-                              "p99_ms": _latency(t), "max_ms": 300.0, "by_flow": {}})
+                              "p99_ms": _latency(t), "max_ms": 300.0,
+                              "by_flow": {"payment": {"ok": 12}, "refund": {"ok": 6}}})
     if error:
         j.add(11.0, "error", error=error, traceback="")
     j.add(12.05, "guardrail", name="error-budget", value=0.25, condition="> 0.2")
@@ -100,7 +101,8 @@ def synthetic_journal(path: Path, error: str | None = None) -> Path:
 def test_plots_cover_traffic_every_item_and_guardrail(tmp_path: Path) -> None:
     data = report_data(read_journal(synthetic_journal(tmp_path / "journal.jsonl")))
     ids = [p["id"] for p in data["plots"]]
-    assert ids == ["load-rate", "load-latency", "load-errors", "hypothesis-p99-latency",
+    assert ids == ["load-rate", "load-flows", "load-latency", "load-errors",
+                   "hypothesis-p99-latency",
                    "hypothesis-refund-lag", "hypothesis-offline-progress",
                    "guardrail-error-budget"]
     sections = {p["id"]: p["section"] for p in data["plots"]}
@@ -116,6 +118,9 @@ def test_load_windows_become_rates_on_the_run_clock(tmp_path: Path) -> None:
     intended, sent = rate["series"][0]["values"], rate["series"][1]["values"]
     assert intended[3] == 200.0  # 20 requests per 100 ms window
     assert sent[3] == 190.0 and sent[-1] == 120.0
+    flows = next(p for p in data["plots"] if p["id"] == "load-flows")
+    assert [(s["label"], s["values"][2]) for s in flows["series"]] == [("payment", 120.0),
+                                                                      ("refund", 60.0)]
 
 
 def test_fault_windows_events_and_phase_limits(tmp_path: Path) -> None:
@@ -141,7 +146,7 @@ def test_page_is_self_contained_and_shows_the_verdicts(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", page, re.IGNORECASE)
     assert "@import" not in page
-    assert 'data-plots-total="7"' in page
+    assert 'data-plots-total="8"' in page
     assert re.search(r'<tr class="verdict failed" data-item="p99-latency">', page)
     assert 'id="run-status">ABORTED<' in page
     assert "by guardrail: guardrail error-budget: 0.25 &gt; 0.2" in page
