@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chaoskit.errors import PlatformError
 from chaoskit.platforms.local import cgroups, haproxy, state, status
 from chaoskit.platforms.local import lab as lab_module
 from tests.fixtures.lab import RunningLab, leftovers, require_lab_tools, start_lab, stop_lab
@@ -165,3 +166,23 @@ def test_cli_up_refuses_a_lab_that_is_already_up(lab: RunningLab) -> None:
     code, out = run_cli("up", "--name", lab.dir)
     assert code == 4 and "already up" in out and "lab down" in out
 
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="netns nodes need root")
+def test_a_failed_up_never_removes_kernel_objects_it_did_not_make(lab_root: Path) -> None:
+    from chaoskit.platforms.local import netns
+    from chaoskit.platforms.local.topology import LabOptions
+
+    directory = lab_root / f"clash-{uuid.uuid4().hex[:6]}"
+    bridge = f"ck{state.lab_id(directory.resolve())}"
+    netns.ip("link", "add", bridge, "type", "bridge")  # a stale lab's bridge, say
+    try:
+        with pytest.raises(PlatformError, match="already exist") as err:
+            lab_module.up(LabOptions(name=str(directory), nodes=2))
+        assert "lab down" in err.value.hint
+        assert netns.link_exists(bridge)
+        failed = state.load(directory)
+        assert failed.bridge == "" and failed.status == "down"  # never claimed, nothing left
+    finally:
+        netns.delete_link(bridge)

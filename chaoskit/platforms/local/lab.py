@@ -105,6 +105,7 @@ def _network_lock() -> Iterator[None]:
 
 def _make_network(lab: LabState, count: int) -> None:
     with _network_lock():
+        _refuse_taken_names(lab.lab_id)
         subnet = addresses.pick_subnet(addresses.networks_in_use())
         lab.subnet, lab.bridge = str(subnet), f"ck{lab.lab_id}"
         lab.host_ip = addresses.host_address(subnet)
@@ -118,6 +119,18 @@ def _make_network(lab: LabState, count: int) -> None:
         state.save(lab)
         nodes.create(lab, node)
     state.save(lab)
+
+
+def _refuse_taken_names(lab_id: str) -> None:
+    """Kernel objects named after this lab must not exist yet: tearing down a failed start
+    would otherwise remove another lab's (or a stale run's) bridge, namespaces or cgroups."""
+    taken = [f"link ck{lab_id}"] if netns.link_exists(f"ck{lab_id}") else []
+    taken += [f"netns {n}" for n in netns.netns_list() if n.startswith(f"ck{lab_id}-")]
+    taken += [f"cgroup {g}" for g in cgroups.lab_groups(lab_id) if g.exists()]
+    if taken:
+        raise PlatformError(f"kernel objects of lab id {lab_id} already exist: {', '.join(taken)}",
+                            hint="a stale lab uses them: run `chaoskit lab down` for it, or pick "
+                                 "another --name")
 
 
 def _plan_host(lab: LabState, options: LabOptions) -> dict[str, ProcessRecord]:

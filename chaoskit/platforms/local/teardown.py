@@ -32,7 +32,7 @@ def teardown(lab: LabState) -> list[str]:
         nodes.destroy(lab, node)
     if lab.bridge:
         netns.delete_link(lab.bridge)
-    if lab.mode == nodes.NETNS:
+    if lab.mode == nodes.NETNS and lab.nodes:  # no node recorded: no cgroup of ours exists
         cgroups.remove(cgroups.lab_groups(lab.lab_id))
         cgroups.remove_top_if_empty()
     postgres.remove(lab.pgdata)
