@@ -1,8 +1,9 @@
 """The offline batch: reconcile and settle the ledger in units of real CPU work, within a window.
 
-Each unit reads the next page of ledger entries, folds them into a running SHA-256 digest and
-per-currency totals, then stretches the digest with PBKDF2 (CHAOSKIT_OFFLINE_ROUNDS rounds): the
-CPU a real settlement spends on signing and checks. Progress is exported as
+The ledger, as of one snapshot, is split into CHAOSKIT_OFFLINE_UNITS pages. Each unit reads its
+page, folds it into a running SHA-256 digest and per-currency totals, then stretches the digest
+with PBKDF2 (CHAOSKIT_OFFLINE_ROUNDS rounds): the CPU a real settlement spends on signing and
+checks. Progress is exported as
 payments_offline_progress_ratio; the run is recorded in settlement_runs. Exit status 0 when done
 and the books balance, 1 when they do not (a finished run past its window exits 0 but is recorded
 as late and counted in payments_deadline_misses_total{flow="offline"}).
@@ -30,6 +31,7 @@ from chaoskit.stack.serving import ops_routes
 
 log = logging.getLogger("chaoskit.stack.offline")
 JOB = "settlement"
+COUNT = "SELECT count(*) FROM ledger_entries"
 PAGE = """
 SELECT id, flow_id, account, amount, currency FROM ledger_entries
  WHERE id > %s ORDER BY id LIMIT %s
@@ -98,13 +100,18 @@ class OfflineBatch:
         gauge = self.metrics.offline_progress.labels(self.metrics.node, JOB)
         counter = self.metrics.offline_units.labels(self.metrics.node, JOB)
         gauge.set(0)
-        while self.state.done < self.state.units:
-            rows = await (await conn.execute(PAGE, (self.state.last_id,
-                                                    self.state.page_size))).fetchall()
-            self.state.fold(rows)  # type: ignore[arg-type]
-            counter.inc()
-            gauge.set(self.state.progress)
-            await asyncio.sleep(0)  # let /metrics be scraped between units
+        # one snapshot for the whole scan: both legs of a flow are seen, or neither
+        await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+        async with conn.transaction():
+            (entries,) = await (await conn.execute(COUNT)).fetchone()  # type: ignore[misc]
+            self.state.page_size = max(1, -(-entries // self.state.units))  # cover it all
+            while self.state.done < self.state.units:
+                rows = await (await conn.execute(PAGE, (self.state.last_id,
+                                                        self.state.page_size))).fetchall()
+                self.state.fold(rows)  # type: ignore[arg-type]
+                counter.inc()
+                gauge.set(self.state.progress)
+                await asyncio.sleep(0)  # let /metrics be scraped between units
         await self.finish(conn, run_id)
 
     async def finish(self, conn: psycopg.AsyncConnection, run_id: int) -> None:

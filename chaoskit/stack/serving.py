@@ -55,7 +55,10 @@ def serve(app: Any, config: StackConfig) -> None:
     host, port = config.listen_address
     uv_config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools",
                                lifespan="on", access_log=False, log_level="warning",
-                               timeout_graceful_shutdown=5)
+                               timeout_graceful_shutdown=5,
+                               # per-request work nobody reads here: X-Forwarded-* parsing
+                               # (HAProxy balances, we need no client address) and extra headers
+                               proxy_headers=False, server_header=False, date_header=False)
     server = uvicorn.Server(uv_config)
     app.state.server = server
     logging.basicConfig(level=logging.INFO,
