@@ -75,6 +75,7 @@ class MetricsProbe:
     def __init__(self, config: ProbeConfig, context: ProbeContext) -> None:
         assert isinstance(config, MetricsProbeConfig)
         self.config = config
+        self.platform = context.platform
         self.targets = config.targets or platform_targets(context.platform, config.service)
         if not self.targets:
             raise ProbeError("the metrics probe has no targets to scrape",
@@ -86,6 +87,8 @@ class MetricsProbe:
     async def _scrape(self) -> Scrape:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
+        if not self.config.targets:  # the lab may have scaled out or lost a node since
+            self.targets = platform_targets(self.platform, self.config.service) or self.targets
         scrape = await exposition.scrape_targets(self._client, self.targets)
         self.history.add(scrape)
         return scrape

@@ -214,3 +214,25 @@ def test_no_targets_at_all_is_refused_up_front() -> None:
     with pytest.raises(ProbeError, match="no targets"):
         probe(metric="x")
 
+
+
+class ScalingPlatform:
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets
+
+    def metrics_targets(self) -> dict[str, str]:
+        return dict(self.targets)
+
+
+def test_platform_targets_are_read_again_each_sample(serve: Callable[[Body], Exposition]) -> None:
+    a = serve(lambda _: "# TYPE depth gauge\ndepth 2\n")
+    b = serve(lambda _: "# TYPE depth gauge\ndepth 3\n")
+    platform = ScalingPlatform({"gateway-node-1": a.url})
+    p = MetricsProbe(MetricsProbeConfig(service="gateway", metric="depth"),
+                     ProbeContext(platform=platform, run_dir="/tmp"))
+
+    async def twice() -> tuple[float, float]:
+        first = await p.sample()
+        platform.targets["gateway-node-2"] = b.url  # scaled out between samples
+        return first, await sample(p)
+    assert asyncio.run(twice()) == (2.0, 5.0)
