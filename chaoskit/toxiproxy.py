@@ -76,12 +76,15 @@ class ToxiproxyServer:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname:
+        try:
+            port = parts.port or 8474
+        except ValueError:  # urllib refuses a port that is not a number in range
+            port = 0
+        if parts.scheme != "http" or not parts.hostname or not port:
             raise PlatformError(f"'{url}' is not a Toxiproxy API URL",
                                 hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:8474")
-        self.url = f"http://{parts.hostname}:{parts.port or 8474}"
-        self._host = parts.hostname
-        self._port = parts.port or 8474
+        self._host, self._port = parts.hostname, port
+        self.url = f"http://{self._host}:{self._port}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         with _CLIENT_LOCK:

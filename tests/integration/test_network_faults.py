@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -548,3 +549,27 @@ def test_preflight_finds_leftovers_and_missing_proxies(toxiproxy_url: str, echo_
     problems = asyncio.run(fault.preflight(intent))
     assert len(problems) == 2
     assert "no proxy 'bank-nowhere'" in problems[0] and "chaoskit recover" in problems[1]
+
+
+def test_two_servers_used_from_many_threads_never_cross(toxiproxy_url: str,
+                                                         foreign_toxiproxy: str) -> None:
+    """toxiproxy-python keeps one host/port for the whole process (its `update_api_consumer`
+    sets it globally); each call must carry its own server's address, whichever thread runs it."""
+    servers = {"ours": ToxiproxyServer(toxiproxy_url), "theirs": ToxiproxyServer(foreign_toxiproxy)}
+    tag = uuid.uuid4().hex[:6]
+
+    def churn(job: tuple[str, int]) -> None:
+        side, worker = job
+        for index in range(worker, 16, 2):  # two workers per server, disjoint names
+            name = f"x{tag}-{side}-{index}"
+            servers[side].ensure_proxy(name, "127.0.0.1:0", "127.0.0.1:9")
+            servers[side].add_toxic(name, "t", "latency", "downstream", 1.0, {"latency": 1})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(churn, [("ours", 0), ("theirs", 0), ("ours", 1), ("theirs", 1)]))
+    for side, server in servers.items():
+        mine = {n: p for n, p in server.proxies().items() if n.startswith(f"x{tag}-")}
+        assert set(mine) == {f"x{tag}-{side}-{i}" for i in range(16)}
+        assert all([t.name for t in p.toxics] == ["t"] for p in mine.values())
+        for name in mine:
+            server.delete_proxy(name)

@@ -16,6 +16,7 @@ from chaoskit.faults import network
 from chaoskit.faults.base import MeasuresEffect
 from chaoskit.faults.network_config import BandwidthConfig, LatencyConfig, LimitDataConfig
 from chaoskit.faults.network_targets import family, resolve_proxies
+from chaoskit.toxiproxy import ToxiproxyServer
 
 UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1: listing fails at once
 
@@ -193,3 +194,16 @@ def test_every_network_kind_is_registered_under_its_type_name() -> None:
     for type_name, target in mine.items():
         module, _, attr = target.partition(":")
         assert getattr(import_module(module), attr).type_name == type_name
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8474", "http://127.0.0.1:notaport",
+                                 "http://:8474", "ftp://host"])
+def test_a_bad_toxiproxy_url_is_refused_with_a_hint(url: str) -> None:
+    with pytest.raises(PlatformError, match="not a Toxiproxy API URL") as caught:
+        ToxiproxyServer(url)
+    assert "http://HOST:PORT" in caught.value.hint
+
+
+def test_a_bare_address_gets_the_default_scheme_and_port() -> None:
+    assert ToxiproxyServer("127.0.0.1:9000").url == "http://127.0.0.1:9000"
+    assert ToxiproxyServer("http://localhost").url == "http://localhost:8474"
