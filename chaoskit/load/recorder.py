@@ -81,6 +81,56 @@ class Tally:
                 "late": self.late, "timeouts": self.timeouts, "hist": encoded}
 
 
+PER_SECOND = 10  # windows per run second (100 ms each)
+
+
+class WindowBook:
+    """Tallies by 100 ms window of run time, emitted in order once their time has passed.
+
+    Arrivals are booked by intended time (`due`), everything that happens by when it happens
+    (`now`): a client that falls behind shows a dip in one window and a surplus in the next.
+    """
+
+    def __init__(self, flows: int) -> None:
+        self._flows = flows
+        self._open: dict[int, Tally] = {}
+        self.next_to_close = 0
+        self._now_tally, self._now_end = Tally(0), -1.0
+        self._due_tally, self._due_end = Tally(0), -1.0
+
+    def now(self, t: float) -> Tally:
+        if t >= self._now_end:
+            self._now_tally, self._now_end = self._lookup(t)
+        return self._now_tally
+
+    def due(self, t: float) -> Tally:
+        if t >= self._due_end:  # arrivals come in time order: the cache only moves forward
+            self._due_tally, self._due_end = self._lookup(t)
+        return self._due_tally
+
+    def _lookup(self, t: float) -> tuple[Tally, float]:
+        w = max(int(t * PER_SECOND), self.next_to_close)  # never into a closed window
+        tally = self._open.get(w)
+        if tally is None:
+            tally = self._open[w] = Tally(self._flows)
+        return tally, (w + 1) / PER_SECOND
+
+    def close_until(self, t: float) -> list[tuple[int, Tally]]:
+        """Windows that end at or before `t`, empty ones included, oldest first."""
+        closed = []
+        while (self.next_to_close + 1) / PER_SECOND <= t:
+            w = self.next_to_close
+            closed.append((w, self._open.pop(w, None) or Tally(self._flows)))
+            self.next_to_close += 1
+        if closed:
+            self._now_end = self._due_end = -1.0  # caches may point at a closed window
+        return closed
+
+    def close_all(self) -> list[tuple[int, Tally]]:
+        last = max(self._open, default=self.next_to_close - 1)
+        return self.close_until((last + 1) / PER_SECOND)
+
+
 class AckLog:
     """Append-only JSON lines of acknowledged (2xx) requests: key, flow, id, status.
 

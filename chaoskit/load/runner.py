@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from chaoskit.load.connection import BodyConnection, Connection
 from chaoskit.load.plan import WINDOW, LoadPlan
-from chaoskit.load.recorder import AckLog, BucketCounts, Tally, new_histogram
+from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook, new_histogram
 from chaoskit.load.requests import PAY, RequestMix
 from chaoskit.load.schedule import ArrivalSchedule
 
@@ -48,9 +48,7 @@ class OpenModelRun:
         self._backlog: deque[tuple[float, int, int]] = deque()  # due, waiting for a connection
         self._connecting = 0
         self._in_flight = 0  # sent and unanswered, plus the backlog
-        self._window = 0
-        self._window_end = WINDOW  # run second where the open window closes
-        self._tally = Tally(len(plan.flows))
+        self._book = WindowBook(len(plan.flows))
         self._latency = new_histogram()
         self._lag = BucketCounts()
         self._times: list[float] = []
@@ -110,7 +108,7 @@ class OpenModelRun:
     def _fail_queued(self) -> None:
         _, _, flow = self._backlog.popleft()
         self._in_flight -= 1
-        self._tally.errors[flow] += 1
+        self._book.now(time.monotonic() - self._t0).errors[flow] += 1
 
     # --- schedule ----------------------------------------------------------------------------
     def start(self, t0: float) -> None:
@@ -127,10 +125,11 @@ class OpenModelRun:
         if self._sending:
             self._sending = False
             self._drain_until = time.monotonic() - self._t0 + min(STOP_GRACE, self.plan.timeout)
+            tally = self._book.now(time.monotonic() - self._t0)
             while self._backlog:
                 _, _, flow = self._backlog.popleft()
                 self._in_flight -= 1
-                self._tally.dropped[flow] += 1
+                tally.dropped[flow] += 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -173,8 +172,6 @@ class OpenModelRun:
             t = times[i]
             if t > until:
                 break
-            if t >= self._window_end:  # late timer: close windows by intended time
-                self._roll(t)
             send(t, ks[i], flows[i])
             i += 1
             limit -= 1
@@ -182,9 +179,10 @@ class OpenModelRun:
 
     def _send(self, t: float, k: int, flow: int) -> None:
         """An arrival is due: write it on a free connection, queue it, or drop it at the cap."""
-        self._tally.intended[flow] += 1
+        due = self._book.due(t)
+        due.intended[flow] += 1
         if self._in_flight >= self.plan.max_in_flight:
-            self._tally.dropped[flow] += 1
+            due.dropped[flow] += 1
             return
         self._in_flight += 1
         if self._idle:
@@ -201,10 +199,11 @@ class OpenModelRun:
         conn.sent_at = now
         conn.flow = flow
         conn.send(request)
-        self._tally.sent[flow] += 1
+        tally = self._book.now(now)
+        tally.sent[flow] += 1
         lag = now - t
         if lag > self.plan.late_after:
-            self._tally.late += 1
+            tally.late += 1
         self._lag.add(lag)
 
     # --- responses ---------------------------------------------------------------------------
@@ -213,8 +212,9 @@ class OpenModelRun:
             return  # a response after we gave up on it: already counted as dropped
         conn.busy = False
         self._in_flight -= 1
-        tally = self._tally
-        tally.latency.add(time.monotonic() - self._t0 - conn.intended)
+        now = time.monotonic() - self._t0
+        tally = self._book.now(now)
+        tally.latency.add(now - conn.intended)
         if 200 <= status < 300:
             tally.ok[conn.flow] += 1
             if self._want_body:
@@ -244,43 +244,37 @@ class OpenModelRun:
         if conn.busy:
             conn.busy = False
             self._in_flight -= 1
-            self._tally.errors[conn.flow] += 1
+            self._book.now(time.monotonic() - self._t0).errors[conn.flow] += 1
 
     # --- windows -----------------------------------------------------------------------------
     def _window_tick(self) -> None:
         now = time.monotonic() - self._t0
         if self._sending:
             self._dispatch(now, 1 << 62)  # all that is due, so each window holds its arrivals
-        self._roll(now)
         if not self._sending and (self._in_flight == 0 or now >= self._drain_until):
-            self._expire(math.inf)
-            self._close_window()
+            self._expire(now, everything=True)
+            self._close(self._book.close_all())
             self._finish()
             return
-        delay = self._t0 + self._window_end - time.monotonic()
+        self._expire(now)
+        self._close(self._book.close_until(now))
+        delay = self._t0 + (self._book.next_to_close + 1) * WINDOW - time.monotonic()
         self._loop.call_later(max(0.0, delay), self._window_tick)
 
-    def _roll(self, t: float) -> None:
-        """Close every window that ends at or before run second `t`."""
-        while t >= self._window_end:
-            self._expire(time.monotonic() - self._t0)
-            self._close_window()
-
-    def _expire(self, now: float) -> None:
+    def _expire(self, now: float, *, everything: bool = False) -> None:
         """Give up on requests unanswered past the timeout (or all, at the end): dropped.
 
         Their latency is recorded as the time waited so far, so a hung system shows in the
         percentiles and not only in a counter.
         """
-        limit = now - self.plan.timeout
-        tally = self._tally
+        limit = math.inf if everything else now - self.plan.timeout
+        tally = self._book.now(now)
         while self._backlog and self._backlog[0][0] < limit:
             t, _, flow = self._backlog.popleft()
             self._in_flight -= 1
             tally.dropped[flow] += 1
             tally.timeouts += 1
-            if now != math.inf:
-                tally.latency.add(now - t)
+            tally.latency.add(now - t)
         for conn in [c for c in self._pool if c.busy and c.sent_at < limit]:
             conn.busy = False
             conn.closed = True
@@ -288,17 +282,14 @@ class OpenModelRun:
             self._pool.discard(conn)
             tally.dropped[conn.flow] += 1
             tally.timeouts += 1
-            if now != math.inf:
-                tally.latency.add(now - conn.intended)
+            tally.latency.add(now - conn.intended)
             conn.abort()
 
-    def _close_window(self) -> None:
-        window_hist = new_histogram()
-        self._emit(self._tally.message(self._window, window_hist))
-        self._latency.add(window_hist)
-        self._tally = Tally(len(self.plan.flows))
-        self._window += 1
-        self._window_end = (self._window + 1) * WINDOW
+    def _close(self, windows: list[tuple[int, Tally]]) -> None:
+        for w, tally in windows:
+            window_hist = new_histogram()
+            self._emit(tally.message(w, window_hist))
+            self._latency.add(window_hist)
         self._acks.flush()
 
     def _finish(self) -> None:

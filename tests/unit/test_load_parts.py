@@ -11,7 +11,7 @@ import pytest
 
 from chaoskit.errors import LoadError
 from chaoskit.load.plan import Endpoint, worker_count
-from chaoskit.load.recorder import BucketCounts, Tally, new_histogram
+from chaoskit.load.recorder import BucketCounts, Tally, WindowBook, new_histogram
 from chaoskit.load.requests import RequestMix
 from chaoskit.load.summary import WindowMerger
 
@@ -113,3 +113,17 @@ def test_endpoint_parsing_and_worker_count() -> None:
         Endpoint.parse("https://127.0.0.1:9000")
     assert worker_count(3, 10.0) == 3
     assert worker_count("auto", 100.0) == 1
+
+
+def test_window_book_books_arrivals_by_intended_time_and_events_by_when_they_happen() -> None:
+    book = WindowBook(1)
+    book.due(0.05).intended[0] += 1          # due in window 0 ...
+    book.now(0.12).sent[0] += 1              # ... but sent late, in window 1
+    book.now(0.31).ok[0] += 1
+    closed = book.close_until(0.25)
+    assert [(w, t.intended, t.sent) for w, t in closed] == [(0, [1], [0]), (1, [0], [1])]
+    book.now(0.05).errors[0] += 1            # a straggler for a closed window lands in the next
+    closed = book.close_all()
+    assert [w for w, _ in closed] == [2, 3]  # empty window 2 is still reported
+    assert closed[0][1].errors == [1]
+    assert closed[1][1].ok == [1]

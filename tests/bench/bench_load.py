@@ -1,0 +1,213 @@
+"""Bench: chaoskit's open-model rate per core side by side with wrk and Locust, on nginx.
+
+Run with `make bench` (or `PYTHONPATH=. .venv/bin/pytest tests/bench/bench_load.py -s -q
+-o python_files='bench_*.py'`). One run, one nginx on loopback (keep-alive unlimited) pinned
+to core 0, every client pinned to core 1. Bounded: about 75 s, never more than BUDGET.
+
+Figures: wall-clock requests/s (what each tool achieved on its core) and requests per CPU
+second (the same, normalised by the CPU the client actually got: fair when other work shares
+the machine). chaoskit's figure is its maximum *sustained open-model* rate: requests actually
+sent in every second within 1% of the schedule, nothing dropped, no errors, and the schedule
+keeping up (lag p99 <= 100 ms: past its capacity the lag grows by the second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoskit.load.engine import drive
+from chaoskit.load.summary import LoadSummary
+from chaoskit.spec.load import LoadSpec
+from tests.fixtures.nginx import NginxStatic, run_nginx
+from tests.fixtures.real import require_real
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+BUDGET = 170.0          # seconds for the whole bench
+SEARCH_SECONDS = 3      # length of one trial of the max-rate search
+SEARCH_START = 10_000.0
+SEARCH_CEILING = 320_000.0
+BISECTIONS = 3
+LAG_P99_LIMIT_MS = 100.0  # overload makes lag grow without bound; this only bounds noise
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+LOCUSTFILE = """\
+from locust import task
+from locust.contrib.fasthttp import FastHttpUser
+
+
+class StaticUser(FastHttpUser):
+    @task
+    def hit(self):
+        self.client.get("/")
+"""
+
+
+@contextmanager
+def pinned(cpus: set[int]) -> Iterator[None]:
+    """Run the block (and processes it starts) on `cpus` only."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_client(cmd: list[str], timeout: float) -> tuple[str, float]:
+    """Run a client pinned to the client core: (its output, CPU seconds it used)."""
+    cpu = children_cpu()
+    done = subprocess.run(["taskset", "-c", str(CLIENT_CPU), *cmd], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    return done.stdout + done.stderr, children_cpu() - cpu
+
+
+def bench_wrk(url: str) -> dict[str, float]:
+    out, cpu = run_client([require_real("wrk"), "-t1", "-c64", "-d5s", url + "/"], 20)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "per_cpu": requests / cpu if cpu else 0.0}
+
+
+def bench_locust(url: str, workdir: Path) -> dict[str, float]:
+    locustfile = workdir / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE)
+    prefix = workdir / "locust"
+    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", "64",
+           "-r", "64", "-t", "10s", "--processes", "1", "-H", url, "--csv", str(prefix),
+           "--only-summary", "--loglevel", "ERROR"]
+    _, cpu = run_client(cmd, 40)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    count = int(row["Request Count"])
+    return {"rps": float(row["Requests/s"]), "per_cpu": count / cpu if cpu else 0.0}
+
+
+def drive_constant(url: str, seconds: float, *shapes: dict[str, Any]) -> LoadSummary:
+    spec = LoadSpec.model_validate({"duration": f"{seconds}s", "workers": 1,
+                                    "max_in_flight": 20_000, "profile": list(shapes)})
+    return asyncio.run(drive(spec, url, seed=11, stop=asyncio.Event(),
+                             on_window=lambda _: None, ack_path=None))
+
+
+def rate_error(summary: LoadSummary) -> float:
+    """Largest relative gap between sent and intended over the run's whole seconds."""
+    seconds = [(i, s) for i, s in summary.per_second() if i]
+    return max((abs(s - i) / i for i, s in seconds), default=1.0)
+
+
+def sustained(summary: LoadSummary) -> bool:
+    lag = summary.lag_ms["p99"]
+    return (rate_error(summary) < 0.01 and summary.dropped == 0 and summary.errors == 0
+            and lag is not None and lag <= LAG_P99_LIMIT_MS)
+
+
+def search_max(url: str, deadline: float) -> tuple[float, list[str]]:
+    """Double the rate until a trial is not sustained, then bisect: the max sustained rate."""
+    log: list[str] = []
+    good, bad, rate = 0.0, SEARCH_CEILING, SEARCH_START
+
+    def trial(r: float) -> bool:
+        summary = drive_constant(url, SEARCH_SECONDS, {"shape": "constant", "rate": r})
+        ok = sustained(summary)
+        log.append(f"  trial {r:>9,.0f}/s: error {rate_error(summary):6.2%}, lag p99 "
+                   f"{summary.lag_ms['p99']} ms, dropped {summary.dropped} -> "
+                   f"{'sustained' if ok else 'not sustained'}")
+        return ok
+
+    while rate < SEARCH_CEILING and time.monotonic() < deadline:
+        if not trial(rate):
+            bad = rate
+            break
+        good, rate = rate, rate * 2
+    for _ in range(BISECTIONS):
+        if time.monotonic() > deadline or good == 0.0:
+            break
+        middle = (good + bad) / 2
+        good, bad = (middle, bad) if trial(middle) else (good, middle)
+    return good, log
+
+
+def spike_window(summary: LoadSummary, at: float) -> dict[str, Any]:
+    return next(w for w in summary.series if abs(w["t"] - (at + 0.1)) < 1e-6)
+
+
+def test_bench_open_model_rate_against_wrk_and_locust(tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the bench pins server and client to different cores: needs 2")
+    deadline = time.monotonic() + BUDGET
+    lines = [f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)"]
+    with run_nginx(require_real("nginx"), tmp_path / "nginx", cpus={SERVER_CPU}) as nginx:
+        figures = measure(nginx, tmp_path, deadline, lines)
+    print_table(figures, lines)
+    assert figures["max"] > 0.0, "chaoskit did not sustain even the first trial: see the log"
+
+
+def measure(nginx: NginxStatic, tmp_path: Path, deadline: float,
+            lines: list[str]) -> dict[str, Any]:
+    wrk = bench_wrk(nginx.url)
+    locust = bench_locust(nginx.url, tmp_path)
+    with pinned({CLIENT_CPU}):
+        best, log = search_max(nginx.url, deadline - 20)
+        lines += log
+        target = 0.8 * (best or SEARCH_START)
+        steady = drive_constant(nginx.url, 5, {"shape": "constant", "rate": target})
+        spike = drive_constant(nginx.url, 3, {"shape": "constant", "rate": 0.1 * target},
+                               {"shape": "spike", "at": "1s", "rate": 0.9 * target,
+                                "hold": "1s"})
+    first = spike_window(spike, 1.0)
+    return {"wrk": wrk, "locust": locust, "max": best, "target": target, "steady": steady,
+            "spike_first": first, "spike": spike}
+
+
+def print_table(f: dict[str, Any], lines: list[str]) -> None:
+    steady: LoadSummary = f["steady"]
+    first = f["spike_first"]
+    reach = first["sent"] / first["intended"] if first["intended"] else 0.0
+    per_cpu = steady.sent / steady.cpu_seconds if steady.cpu_seconds else 0.0
+    rows = [
+        ("chaoskit max sustained open-model rate (1 core)", f"{f['max']:,.0f} req/s"),
+        ("  at 80%: requests per CPU second", f"{per_cpu:,.0f}"),
+        ("wrk -t1 -c64 -d5s (closed loop)", f"{f['wrk']['rps']:,.0f} req/s"),
+        ("  requests per CPU second", f"{f['wrk']['per_cpu']:,.0f}"),
+        ("Locust FastHttpUser, 64 users, --processes 1", f"{f['locust']['rps']:,.0f} req/s"),
+        ("  requests per CPU second (master + worker)", f"{f['locust']['per_cpu']:,.0f}"),
+        ("ratio chaoskit / Locust (req/s)", f"{f['max'] / max(1.0, f['locust']['rps']):.2f}x"),
+        ("ratio chaoskit / wrk (req/s)", f"{f['max'] / max(1.0, f['wrk']['rps']):.2f}x"),
+        ("ratio chaoskit / Locust (per CPU s)",
+         f"{per_cpu / max(1.0, f['locust']['per_cpu']):.2f}x"),
+        ("ratio chaoskit / wrk (per CPU s)", f"{per_cpu / max(1.0, f['wrk']['per_cpu']):.2f}x"),
+        (f"at 80% ({f['target']:,.0f}/s, 5 s): worst per-second rate error",
+         f"{rate_error(steady):.3%}"),
+        ("  schedule lag p50 / p99 / max",
+         "{p50} / {p99} / {max} ms".format(**steady.lag_ms)),
+        ("  latency from intended send p50 / p99",
+         "{p50} / {p99} ms".format(**steady.latency_ms)),
+        ("  late / dropped / errors", f"{steady.late} / {steady.dropped} / {steady.errors}"),
+        ("spike 10% -> 100% at 1 s: first 100 ms window achieved",
+         f"{reach:.1%} of target ({first['sent']}/{first['intended']})"),
+        ("  spike run schedule lag p99", f"{f['spike'].lag_ms['p99']} ms"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n\nchaoskit load bench (nginx pinned to core 0, clients to core 1)")
+    print("\n".join(lines))
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
