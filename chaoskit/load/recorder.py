@@ -120,7 +120,8 @@ class WindowBook:
         closed = []
         while (self.next_to_close + 1) / PER_SECOND <= t:
             w = self.next_to_close
-            closed.append((w, self._open.pop(w, None) or Tally(self._flows)))
+            tally = self._open.pop(w) if w in self._open else Tally(self._flows)
+            closed.append((w, tally))
             self.next_to_close += 1
         if closed:
             self._now_end = self._due_end = -1.0  # caches may point at a closed window
