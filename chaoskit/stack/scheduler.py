@@ -64,6 +64,10 @@ WITH todo AS (
 UPDATE orders o SET final_flow_id = fired.id FROM fired WHERE o.id = fired.order_id
 RETURNING o.id
 """
+# On a graceful stop the leader resigns, so the standby need not wait for the lease to expire.
+RESIGN = """
+UPDATE leader_leases SET expires_at = now() WHERE name = %(name)s AND holder = %(me)s
+"""
 CLOSE_WINDOWS = f"""
 UPDATE windows SET status = 'closed' WHERE status = 'open' AND closes_at <= now() AND {FENCE}
 """
@@ -119,6 +123,16 @@ class Scheduler:
             for kind in await sweep_misses(conn):
                 self.metrics.deadline_misses.labels(self.metrics.node, kind).inc()
 
+    async def resign(self) -> None:
+        if self.pool is None or not self.is_leader:
+            return
+        try:
+            async with asyncio.timeout(self.config.db_timeout), self.pool.connection() as conn:
+                await conn.execute(RESIGN, {"name": LEASE, "me": self.config.instance})
+        except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
+            log.warning("could not resign: %s", exc)
+        self._become(None)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_campaign = 0.0
@@ -151,6 +165,7 @@ def build_app(config: StackConfig) -> Starlette:
             yield
         finally:
             task.cancel()
+            await scheduler.resign()
             await scheduler.pool.close()
 
     def status() -> dict[str, object]:

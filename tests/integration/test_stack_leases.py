@@ -134,3 +134,22 @@ def test_many_refunds_complete_once_across_two_workers(lab, database_url: str) -
     with psycopg.connect(database_url) as conn:
         owners = conn.execute("SELECT count(DISTINCT bank) FROM flows WHERE kind = 'refund'")
         assert owners.fetchone()[0] == 2  # type: ignore[index]  # both banks got work
+
+
+def test_a_worker_stopped_gracefully_hands_its_work_back(stack_services: ServiceFleet,
+                                                         database_url: str) -> None:
+    stack_services.env.update({"CHAOSKIT_DATABASE_URL": database_url,
+                               "CHAOSKIT_LEASE_TTL": "30s", "CHAOSKIT_BANK_LATENCY": "1s"})
+    bank = stack_services.start("bank")
+    stack_services.env["CHAOSKIT_BANK_URLS"] = f"alpha={bank.url}"
+    gateway = stack_services.start("gateway")
+    leaving = stack_services.start("worker", instance="worker-leaving")
+    flow = create_refund(gateway)
+    wait_for(lambda: flow_row(database_url, flow)["owner"] == "worker-leaving", 5, "the claim")
+    leaving.stop()
+    stack_services.start("worker", instance="worker-staying")
+    # far sooner than the 30 s lease: the flow was released, not taken over
+    wait_for(lambda: flow_row(database_url, flow)["status"] == "completed", 10, "completion")
+    row = flow_row(database_url, flow)
+    assert row["takeovers"] == 0 and row["entries"] == 2
+    assert bank_refunds(bank) == 1

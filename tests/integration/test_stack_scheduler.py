@@ -105,3 +105,15 @@ def test_no_standby_defect_never_takes_over(fleet: ServiceFleet) -> None:
     leader.kill()
     time.sleep(TTL * 3)
     assert not is_leader(standby)
+
+
+def test_a_leader_stopped_gracefully_resigns_at_once(stack_services: ServiceFleet,
+                                                     database_url: str) -> None:
+    ttl = 6.0  # long, so resigning (<= ttl/3 to take over) is told apart from expiry (>= 2ttl/3)
+    stack_services.env.update({"CHAOSKIT_DATABASE_URL": database_url,
+                               "CHAOSKIT_LEASE_TTL": f"{ttl:g}s"})
+    leader, standby = start_pair(stack_services)
+    assert leader.stop() is not None
+    takeover = wait_for(lambda: is_leader(standby), ttl, "the standby to lead")
+    print(f"\nscheduler takeover after a graceful stop: {takeover:.2f}s (lease TTL {ttl:g}s)")
+    assert takeover < ttl * 2 / 3
