@@ -73,7 +73,7 @@ class ToxicFault(ProxyFault):
     async def _listed(server: ToxiproxyServer, intent: Intent, since: float) -> float:
         names = {(t["proxy"], t["name"]) for t in intent["toxics"]}
         return await wait_listed(lambda s: all(p in s and s[p].toxic(n) for p, n in names),
-                            server, since)
+                                 server, since)
 
     async def _add_toxics(self, server: ToxiproxyServer, intent: Intent, undo: Undo) -> None:
         toxic = intent["toxic"]
@@ -198,7 +198,7 @@ class DownFault(ProxyFault):
         await asyncio.to_thread(self._disable, server, intent["mark"], targets, undo)
         api_ms = as_ms(time.perf_counter() - started)
         listed_ms = await wait_listed(lambda s: all(not s[p].enabled for p in targets if p in s),
-                                 server, started)
+                                      server, started)
         refused = [await self._refused_after(state[p].listen, started) for p in targets[:1]]
         return {"disabled": targets, "already_disabled": already, "api_ms": api_ms,
                 "listed_ms": listed_ms, "activation_ms": refused[0] if refused else None}
