@@ -100,6 +100,20 @@ class NodeLoss:
         facts["revert_s"] = round(time.monotonic() - started, 3)
         return facts
 
+    async def preflight(self, intent: Intent) -> list[str]:
+        """Problems that would make inject fail: a missing node operation or ability (isolate
+        needs netns nodes and root), or a node that is already not itself."""
+        mode, node = intent["mode"], intent["node"]
+        if getattr(self.platform, _APPLY[mode], None) is None:
+            return [f"the {self.platform.name} platform cannot {mode} nodes"]
+        supports = getattr(self.platform, "supports", None)
+        if supports is not None and not await asyncio.to_thread(supports, mode):
+            return [(f"node-loss mode {mode} is not available on this lab (isolate needs netns "
+                    "nodes, i.e. `chaoskit lab up` as root, and chaoskit running as root)")]
+        residue = getattr(self.platform, "node_residue", None)
+        found = await asyncio.to_thread(residue, node) if residue else []
+        return [f"before injecting: {r}" for r in found]
+
     async def verify_reverted(self, intent: Intent) -> list[str]:
         residue = getattr(self.platform, "node_residue", None)
         if residue is None:

@@ -155,3 +155,14 @@ def test_node_loss_is_registered_as_an_entry_point() -> None:
     faults = pyproject["project"]["entry-points"]["chaoskit.faults"]
     assert faults["node-loss"] == "chaoskit.faults.node_loss:NodeLoss"
     assert NodeLoss.type_name == "node-loss"
+
+
+def test_preflight_names_what_would_make_inject_fail() -> None:
+    platform = RecordingPlatform()
+    driver = NodeLoss(platform)
+    assert asyncio.run(driver.preflight(plan({"node": "node-1"}, mode="freeze"))) == []
+    isolate = asyncio.run(driver.preflight(plan({"node": "node-1"}, mode="isolate")))
+    assert isolate == ["the recording platform cannot isolate nodes"]
+    platform.frozen.add("node-1")
+    assert asyncio.run(driver.preflight(plan({"node": "node-1"}))) == [
+        "before injecting: node node-1 is frozen"]

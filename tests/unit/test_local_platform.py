@@ -114,3 +114,10 @@ def test_stopped_processes_are_seen_as_stopped(tmp_path: Path) -> None:
         processes.signal_group(pid, started, signal.SIGCONT)
     finally:
         processes.kill_all([pid], grace=1.0)
+
+
+def test_isolate_is_only_supported_on_netns_nodes(tmp_path: Path) -> None:
+    write_lab(tmp_path)
+    platform = LocalPlatform(str(tmp_path))
+    assert platform.supports("kill") and platform.supports("freeze")
+    assert not platform.supports("isolate")

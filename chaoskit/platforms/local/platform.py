@@ -171,6 +171,14 @@ class LocalPlatform:
             lab.node(name)
             operation(lab)
 
+    def supports(self, ability: str) -> bool:
+        """Whether a node operation works here: netns nodes need root for every one of them,
+        and `isolate` exists only for netns nodes."""
+        lab = self.lab()
+        if lab.mode == nodes.NETNS:
+            return os.geteuid() == 0
+        return ability != "isolate"
+
     def node_residue(self, name: str) -> list[str]:
         return nodes.residue(self.lab(), name)
 
