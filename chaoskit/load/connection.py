@@ -34,7 +34,7 @@ class Connection(asyncio.Protocol):
         "intended",
         "key",
         "sent_at",
-       
+
     )
 
     def __init__(self, owner: ConnectionOwner) -> None:

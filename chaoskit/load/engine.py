@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event
     done: list[dict[str, Any]] = []
     fleet = await WorkerFleet.start(plan)
     watcher = asyncio.create_task(_stop_on(stop, fleet))
+    t0 = math.nan
     try:
         if not stop.is_set():
             t0 = time.monotonic() + START_MARGIN
@@ -60,7 +62,8 @@ async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event
             await watcher
         await fleet.close()
     merger.close()
-    return summarize(merger, done, workers=plan.workers, run_seconds=_ran(plan, merger))
+    return summarize(merger, done, workers=plan.workers, run_seconds=_ran(plan, merger),
+                     started_at=t0)
 
 
 async def _stop_on(stop: asyncio.Event, fleet: WorkerFleet) -> None:

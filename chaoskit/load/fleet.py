@@ -38,7 +38,7 @@ class WorkerFleet:
     @classmethod
     async def start(cls, plan: LoadPlan) -> WorkerFleet:
         procs = []
-        for worker in range(plan.workers):
+        for _ in range(plan.workers):
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "chaoskit.load.worker", env=_child_env(),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The load plan: a validated LoadSpec flattened to exact, JSON-able numbers for worker processes."""
+"""The load plan: a LoadSpec flattened to exact, JSON-able numbers for the worker processes."""
 
 from __future__ import annotations
 

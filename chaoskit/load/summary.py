@@ -57,6 +57,7 @@ class LoadSummary:
     connections: int
     run_seconds: float
     cpu_seconds: float      # CPU time the workers used while running (user + system)
+    started_at: float       # time.monotonic() of run second 0 (NaN if stopped before start)
     series: list[dict[str, Any]] = field(default_factory=list)
 
     def achieved_rate(self) -> float:
@@ -117,7 +118,7 @@ class WindowMerger:
 
 
 def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
-              run_seconds: float) -> LoadSummary:
+              run_seconds: float, started_at: float) -> LoadSummary:
     """The run's summary from the merged series and each worker's final report."""
     series = merger.series
     totals = {name: sum(w[name] for w in series) for name in (*_COUNTS, "late", "timeouts")}
@@ -131,4 +132,5 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
         latency_ms=latency_ms(latency), lag_ms=latency_ms(lag),
         histogram=latency.encode().decode(), lag_histogram=lag.encode().decode(),
         workers=workers, connections=sum(d["connections"] for d in done),
-        run_seconds=run_seconds, cpu_seconds=sum(d["cpu_seconds"] for d in done), series=series)
+        run_seconds=run_seconds, cpu_seconds=sum(d["cpu_seconds"] for d in done),
+        started_at=started_at, series=series)

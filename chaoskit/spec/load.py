@@ -81,7 +81,7 @@ class RollingPeaksShape(_Shape):
 
 
 class SurprisePeaksShape(_Shape):
-    """`count` peaks placed anywhere in the run from the run's seed (promotions nobody announced)."""
+    """`count` peaks placed anywhere in the run by the seed (promotions nobody announced)."""
 
     shape: Literal["surprise-peaks"]
     count: int = Field(ge=1, le=1000)

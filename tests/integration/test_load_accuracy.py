@@ -166,3 +166,15 @@ def test_stop_ends_sending_within_100ms(nginx_static: NginxStatic) -> None:
     assert sending[-1]["t"] <= 0.5 + 0.1 + 0.1 + 0.05  # the window the stop lands in, at most
     assert summary.intended < 1000
     accounted(summary)
+
+
+def test_an_unreachable_target_turns_every_arrival_into_a_counted_error() -> None:
+    with ScriptedHttpServer() as server:
+        url = server.url  # a port that was just ours and is closed once the server stops
+    began = time.monotonic()
+    summary = run(load("1s", {"shape": "constant", "rate": 200}, workers=1), url)
+    assert summary.errors == summary.intended == 200
+    assert summary.sent == summary.ok == 0
+    assert summary.started_at > began
+    assert time.monotonic() - began < 6.0
+    accounted(summary)
