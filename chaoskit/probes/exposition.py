@@ -26,13 +26,23 @@ class Scrape:
     at: float
     reachable: frozenset[str]
     values: Mapping[SeriesKey, float]
+    families: frozenset[str] = frozenset()  # declared metrics, also those with no series yet
+
+    def declares(self, metric: str) -> bool:
+        """Whether a target declares `metric` (a labelled metric has no series until used)."""
+        bases = {metric} | {metric.removesuffix(s) for s in ("_total", "_count", "_sum", "_bucket")}
+        return bool(bases & self.families)
 
 
-def parse_exposition(target: str, text: str) -> dict[SeriesKey, float]:
-    """All samples of one /metrics body, keyed by target, sample name and labels."""
+def parse_exposition(target: str, text: str,
+                     families: set[str] | None = None) -> dict[SeriesKey, float]:
+    """All samples of one /metrics body, keyed by target, sample name and labels; the names of
+    the metric families go into `families` when given."""
     values: dict[SeriesKey, float] = {}
     try:
         for family in text_string_to_metric_families(text):
+            if families is not None:
+                families.add(family.name)
             for sample in family.samples:
                 key = (target, sample.name, tuple(sorted(sample.labels.items())))
                 values[key] = float(sample.value)
@@ -56,16 +66,16 @@ async def scrape_targets(client: httpx.AsyncClient, targets: list[str]) -> Scrap
     must not blind the probe); only when none answers is it an error."""
     results = await asyncio.gather(*(_fetch(client, url) for url in targets))
     values: dict[SeriesKey, float] = {}
-    reachable = []
+    reachable, families = [], set[str]()
     for url, body in results:
         if isinstance(body, str):
-            values.update(parse_exposition(url, body))
+            values.update(parse_exposition(url, body, families))
             reachable.append(url)
     if not reachable:
         failures = "; ".join(f"{url}: {err!r}" for url, err in results)
         raise ProbeError(f"no metrics target answered ({failures})",
                          hint="check that the services run and serve /metrics at these URLs")
-    return Scrape(time.monotonic(), frozenset(reachable), values)
+    return Scrape(time.monotonic(), frozenset(reachable), values, frozenset(families))
 
 
 def matching(scrape: Scrape, names: Iterable[str], labels: Mapping[str, str]) -> list[SeriesKey]:

@@ -1,4 +1,4 @@
-"""`type: metrics`: scrape /metrics directly (no Prometheus server): values, rates, quantiles, ratios.
+"""`type: metrics`: scrape /metrics directly (no Prometheus): values, rates, quantiles, ratios.
 
     probe: {type: metrics, service: gateway, metric: payments_request_duration_seconds,
             labels: {route: /v1/payments}, measure: quantile, q: 0.99, window: 30s}
@@ -101,7 +101,8 @@ class MetricsProbe:
             # the first sample has nothing to compare with: wait a moment for a second scrape
             await asyncio.sleep(min(1.0, self.config.window))
             scrape = await self._scrape()
-        self._require_series(scrape)
+        if not self._has_series(scrape):
+            return self._or_empty(math.nan)
         return self._windowed()
 
     def _names(self, metric: str) -> list[str]:
@@ -110,14 +111,25 @@ class MetricsProbe:
     def _value(self, scrape: Scrape) -> float:
         keys = exposition.matching(scrape, self._names(self.config.metric), self.config.labels)
         if not keys:
-            raise exposition.unknown_metric(scrape, self.config.metric, self.config.labels)
+            return self._or_empty(self._undeclared(scrape, self.config.metric))
         return math.fsum(scrape.values[key] for key in keys)
 
-    def _require_series(self, scrape: Scrape) -> None:
+    def _has_series(self, scrape: Scrape) -> bool:
         c = self.config
+        if c.denominator and not scrape.declares(c.denominator):
+            raise exposition.unknown_metric(scrape, c.denominator, c.denominator_labels or {})
         names = [c.metric + "_bucket"] if c.measure == "quantile" else self._names(c.metric)
-        if not self.history.keys(names, c.labels):
-            raise exposition.unknown_metric(scrape, names[0], c.labels)
+        if self.history.keys(names, c.labels):
+            return True
+        self._undeclared(scrape, c.metric)
+        return False
+
+    def _undeclared(self, scrape: Scrape, metric: str) -> float:
+        """NaN (no data yet) for a declared metric without matching series; an unknown one is
+        an error, since no amount of waiting will make it appear."""
+        if not scrape.declares(metric):
+            raise exposition.unknown_metric(scrape, metric, self.config.labels)
+        return math.nan
 
     def _windowed(self) -> float:
         c, window = self.config, self.history
@@ -143,8 +155,10 @@ class MetricsProbe:
             return value
         if self.config.when_empty is not None:
             return self.config.when_empty
-        raise ProbeError(f"no {self.config.metric} observations in the last "
-                         f"{self.config.window:g}s, so its {self.config.measure} is undefined",
+        c = self.config
+        span = "" if c.measure == "value" else f" in the last {c.window:g}s"
+        raise ProbeError(f"no data for {c.metric} {dict(c.labels)}{span}, so its {c.measure} "
+                         "is undefined",
                          hint="send load during the window, lengthen `window:`, or set "
                               "`when_empty:` to the value an idle window should count as")
 

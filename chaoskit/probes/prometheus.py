@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -22,7 +23,8 @@ from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeConfig, ProbeContext
 from chaoskit.spec.units import PositiveDuration
 
-REDUCE = {"last": lambda v: v[-1], "max": max, "min": min, "mean": statistics.fmean}
+REDUCE: dict[str, Callable[[list[float]], float]] = {
+    "last": lambda v: v[-1], "max": max, "min": min, "mean": statistics.fmean}
 MAX_POINTS = 250  # default step keeps a range query to about this many points
 
 

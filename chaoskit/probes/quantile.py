@@ -1,4 +1,4 @@
-"""Histogram quantiles from cumulative buckets, computed the way PromQL's histogram_quantile does."""
+"""Histogram quantiles from cumulative buckets, computed as PromQL's histogram_quantile does."""
 
 from __future__ import annotations
 

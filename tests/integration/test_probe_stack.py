@@ -6,20 +6,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeContext
 from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig
+from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
+from chaoskit.spec.conditions import parse_threshold
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
 
+if TYPE_CHECKING:
+    from tests.fixtures.prometheus import Prometheus
+
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.prometheus"]
 PAYMENT = {"amount": "20.00", "currency": "CNY", "merchant": "m-1"}
 REFUNDS = 6
 
@@ -101,7 +108,8 @@ def test_ledger_truth_and_service_metrics_agree(stack_services: ServiceFleet,
     completed = MetricsProbeConfig(service="worker", metric="payments_flows_completed",
                                    labels={"flow": "refund", "on_time": "true"})
     assert read(MetricsProbe(completed, context)) == REFUNDS
-    requests = MetricsProbeConfig(service="gateway", metric="payments_request_duration_seconds_count",
+    requests = MetricsProbeConfig(service="gateway",
+                                  metric="payments_request_duration_seconds_count",
                                   labels={"route": "/v1/payments"})
     assert read(MetricsProbe(requests, context)) == 2 * REFUNDS
     for measure in ("imbalance", "duplicates", "lost", "money_at_risk"):
@@ -119,3 +127,48 @@ def test_idempotency_switched_off_puts_money_at_risk(stack_services: ServiceFlee
     assert read(LedgerProbe(LedgerProbeConfig(measure="lost"), context)) == REFUNDS
     assert read(LedgerProbe(LedgerProbeConfig(measure="imbalance"), context)) == 0.0
     wait_refunds_done(context)  # leave no work in flight behind the fixture's balance check
+
+
+P99 = ("histogram_quantile(0.99, sum by (le) "
+       "(payments_request_duration_seconds_bucket{route=\"/v1/payments\"}))")
+PAYMENTS = 'sum(payments_request_duration_seconds_count{route="/v1/payments"})'
+REFUNDS_ON_TIME = 'sum(payments_flows_completed_total{flow="refund",on_time="true"})'
+
+
+def test_prometheus_scraping_the_stack_agrees_with_metrics_and_ledger(
+        stack_services: ServiceFleet, database_url: str, tmp_path: Path,
+        prometheus_server: Callable[[list[str]], Prometheus]) -> None:
+    acks = tmp_path / "acknowledged.jsonl"
+    lab = start_stack(stack_services, database_url)
+    context = ProbeContext(lab, str(tmp_path), str(acks))
+    server = prometheus_server(list(lab.metrics_targets().values()))
+    server.wait_for("up == 1")
+    via_metrics = asyncio.run(metrics_quantile_over_traffic(lab, context, acks, server))
+    via_prometheus = read(PrometheusProbe(PrometheusProbeConfig(url=server.url, query=P99),
+                                          context))
+    # the window holds every payment on both sides, so the quantiles agree exactly
+    assert via_metrics == pytest.approx(via_prometheus, rel=1e-9)
+    threshold = parse_threshold("<= 300ms")
+    assert threshold.holds(via_metrics) and threshold.holds(via_prometheus)
+    on_time = read(PrometheusProbe(PrometheusProbeConfig(url=server.url, query=REFUNDS_ON_TIME),
+                                   context))
+    assert on_time == REFUNDS
+
+
+async def metrics_quantile_over_traffic(lab: Lab, context: ProbeContext, acks: Path,
+                                        server: Prometheus) -> float:
+    """p99 payment latency through the metrics probe, sampled on one loop as the engine does:
+    once before the traffic (no data yet: the window starts there), once after it."""
+    latency = MetricsProbe(MetricsProbeConfig(
+        service="gateway", metric="payments_request_duration_seconds", measure="quantile",
+        window="10m", labels={"route": "/v1/payments"}), context)
+    try:
+        with pytest.raises(ProbeError, match="no data"):
+            await latency.sample()
+        await asyncio.to_thread(drive, lab, acks)
+        await asyncio.to_thread(wait_refunds_done, context)
+        for settled in (f"{REFUNDS_ON_TIME} == {REFUNDS}", f"{PAYMENTS} == {2 * REFUNDS}"):
+            await asyncio.to_thread(server.wait_for, settled)  # scraped after the traffic
+        return await latency.sample()
+    finally:
+        await latency.close()

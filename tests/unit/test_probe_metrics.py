@@ -236,3 +236,21 @@ def test_platform_targets_are_read_again_each_sample(serve: Callable[[Body], Exp
         platform.targets["gateway-node-2"] = b.url  # scaled out between samples
         return first, await sample(p)
     assert asyncio.run(twice()) == (2.0, 5.0)
+
+
+def test_declared_metric_without_series_yet_is_no_data(serve: Callable[[Body], Exposition]) -> None:
+    # prometheus-client declares a labelled metric before its first use, with no samples
+    a = serve(lambda _: "# HELP lat latency\n# TYPE lat histogram\n" + counter("reqs", {'': 1}))
+    for options in ({"measure": "quantile", "window": "1s"}, {"measure": "value"}):
+        with pytest.raises(ProbeError) as err:
+            asyncio.run(sample(probe(targets=[a.url], metric="lat", **options)))
+        assert "no data for lat" in err.value.message and "when_empty" in err.value.hint
+    assert asyncio.run(sample(probe(targets=[a.url], metric="lat", measure="quantile",
+                                    window="1s", when_empty=0.0))) == 0.0
+
+
+def test_unknown_denominator_is_named(serve: Callable[[Body], Exposition]) -> None:
+    a = serve(lambda n: counter("errors", {'': n}) + counter("requests", {'': 10 * n}))
+    with pytest.raises(ProbeError, match="requets"):
+        asyncio.run(sample(probe(targets=[a.url], metric="errors", measure="ratio",
+                                 denominator="requets", window="1s")))
