@@ -74,8 +74,9 @@ class NodeLoss:
             raise FaultError(f"could not {mode} node {node}: {exc}",
                              hint="check `chaoskit lab status`; revert runs regardless") from exc
         self._watches[intent["fault"]] = RecoveryWatch(started, before, held)
-        facts = {"node": node, "mode": mode, "apply_ms": round((time.monotonic() - started) * 1e3, 1),
-                 "leases_held": held, "counters_before": before}
+        apply_ms = round((time.monotonic() - started) * 1e3, 1)
+        facts = {"node": node, "mode": mode, "apply_ms": apply_ms, "leases_held": held,
+                 "counters_before": before}
         if mode == "kill":
             facts["killed_pids"] = result
         return facts

@@ -23,6 +23,7 @@ from tests.fixtures.lab import RunningLab
 pytest_plugins = ["tests.fixtures.lab"]  # until tests/conftest.py lists it
 pytestmark = pytest.mark.integration
 BANKS = ("bank-alpha", "bank-beta", "bank-gamma")
+SLOW_MS = 3000  # bank calls outlast the 2 s lease TTL: workers hold leases while we strike
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="netns nodes need root")
 
 
@@ -40,19 +41,33 @@ def slow_bank(platform: LocalPlatform, ms: int) -> Iterator[None]:
             server.remove_toxic(proxy, "test-slow-bank")
 
 
-def create_refunds(entry: str, count: int) -> list[str]:
+def create_payments(entry: str, count: int) -> list[str]:
+    """Paid (and settled) payments to refund later: paying calls the bank in-line, so this
+    happens before the bank is slowed down."""
     ids = []
     with httpx.Client(base_url=entry, trust_env=False, timeout=10) as http:
         for _ in range(count):
-            key = uuid.uuid4().hex
-            paid = http.post("/v1/payments", headers={"Idempotency-Key": key},
+            paid = http.post("/v1/payments", headers={"Idempotency-Key": uuid.uuid4().hex},
                              json={"amount": "20.00", "currency": "CNY", "merchant": "m-node"})
             assert paid.status_code == 201, paid.text
-            refund = http.post("/v1/refunds", headers={"Idempotency-Key": key + "-r"},
-                               json={"payment_id": paid.json()["id"], "amount": "20.00"})
-            assert refund.status_code == 202, refund.text
-            ids.append(str(refund.json()["id"]))
+            ids.append(str(paid.json()["id"]))
     return ids
+
+
+def refund(entry: str, payment_ids: list[str]) -> list[str]:
+    """Refunds answer 202 at once; workers then call the (slow) bank under a lease."""
+    ids = []
+    with httpx.Client(base_url=entry, trust_env=False, timeout=10) as http:
+        for payment in payment_ids:
+            response = http.post("/v1/refunds", headers={"Idempotency-Key": uuid.uuid4().hex},
+                                 json={"payment_id": payment, "amount": "20.00"})
+            assert response.status_code == 202, response.text
+            ids.append(str(response.json()["id"]))
+    return ids
+
+
+def create_refunds(entry: str, count: int) -> list[str]:
+    return refund(entry, create_payments(entry, count))
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -90,8 +105,9 @@ def run(coro):  # type: ignore[no-untyped-def]
 
 def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
     platform, driver = lab.platform, NodeLoss(lab.platform)
-    with slow_bank(platform, 1500):
-        ids = create_refunds(platform.entry_url(), 12)
+    paid = create_payments(platform.entry_url(), 16)
+    with slow_bank(platform, SLOW_MS):
+        ids = refund(platform.entry_url(), paid[:12])
         victim = platform.node_for_role("scheduler-leader")
         wait_for(lambda: platform.leases_held(victim) > 0, 10, f"leases on {victim}")
         config = NodeLossConfig(mode="kill", recovery_timeout=30)
@@ -99,7 +115,7 @@ def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
                              random.Random(7))
         assert intent["node"] == victim
         facts = run(driver.inject(intent))
-        during = create_refunds(platform.entry_url(), 4)  # HAProxy routes around the dead node
+        during = refund(platform.entry_url(), paid[12:])  # HAProxy routes around the dead node
         effect = run(driver.measure_effect(intent))
     print(f"\nkill {victim}: leases held {facts['leases_held']}, takeover after "
           f"{effect['first_takeover_s']}s, new leader after {effect['leader_s']}s, "
@@ -118,8 +134,9 @@ def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
 
 def test_frozen_node_thawed_after_lease_expiry_does_not_complete_twice(lab: RunningLab) -> None:
     platform, driver = lab.platform, NodeLoss(lab.platform)
-    with slow_bank(platform, 1500):
-        ids = create_refunds(platform.entry_url(), 12)
+    paid = create_payments(platform.entry_url(), 12)
+    with slow_bank(platform, SLOW_MS):
+        ids = refund(platform.entry_url(), paid)
         wait_for(lambda: any(platform.leases_held(n.name) for n in platform.nodes()), 10,
                  "leases")
         config = NodeLossConfig(mode="freeze", recovery_timeout=30)

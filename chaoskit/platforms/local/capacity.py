@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from ipaddress import IPv4Network
 
@@ -97,10 +98,8 @@ def remove_node(lab: LabState, name: str) -> None:
     if nodes.frozen(lab, name):  # frozen processes would not act on SIGTERM
         nodes.set_frozen(lab, name, False)
     if any(p.service == "gateway" for p in lab.processes_on(name)):
-        try:
+        with contextlib.suppress(OSError):  # HAProxy gone: no rotation to take the node out of
             haproxy.remove_gateway(lab.haproxy_socket, name)
-        except OSError:
-            pass  # HAProxy gone: nothing to take the node out of
     for record in list(lab.processes_on(name)):
         stop_service(lab, record.id)
     left = nodes.destroy(lab, node)

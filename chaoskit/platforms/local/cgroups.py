@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -69,7 +70,8 @@ def set_frozen(group: Path, frozen: bool, timeout: float = 5.0) -> None:
     """Freeze or thaw, waiting for the kernel to finish (FREEZING is transitional)."""
     want = "FROZEN" if frozen else "THAWED"
     if freeze_state(group) == "ABSENT":
-        raise PlatformError(f"no freezer group {group}", hint="is the lab up? `chaoskit lab status`")
+        raise PlatformError(f"no freezer group {group}",
+                            hint="is the lab up? `chaoskit lab status`")
     (group / "freezer.state").write_text(want)
     deadline = time.monotonic() + timeout
     while freeze_state(group) != want:
@@ -97,7 +99,5 @@ def remove(groups: list[Path]) -> list[str]:
 def remove_top_if_empty() -> None:
     """The shared chaoskit/ parent goes when no lab uses it (another lab may still)."""
     for controller in CONTROLLERS:
-        try:
+        with contextlib.suppress(OSError):
             (ROOT / controller / TOP).rmdir()
-        except OSError:
-            pass

@@ -26,6 +26,8 @@ examples:
 State lives in $CHAOSKIT_STATE_DIR/labs/NAME (default ~/.local/state/chaoskit/labs/NAME).
 As root every node is a network namespace on a lab bridge (a free /24 of 198.18.0.0/15) with
 its own cgroups; without root nodes are process groups on loopback and `isolate` is unavailable.
+Nodes reach PostgreSQL and the banks only through Toxiproxy proxies on the bridge's host address
+(`lab status` lists them); HAProxy on 127.0.0.1 reaches the gateways on their node addresses.
 """
 
 

@@ -1,4 +1,4 @@
-"""Waiting on /healthz and TCP ports, and reading /metrics, the way the lab checks itself."""
+"""Waiting on /healthz and TCP ports: how the lab decides it is up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from chaoskit.errors import PlatformError
 
@@ -62,17 +61,3 @@ async def wait_port(host: str, port: int, timeout: float) -> None:
                                     hint="read the lab logs (`chaoskit lab logs`)") from None
             await asyncio.sleep(0.05)
 
-
-async def scrape(http: httpx.AsyncClient, url: str) -> dict[str, float]:
-    """Sum of every sample per metric name (labels folded) of a /metrics page; {} if down."""
-    try:
-        response = await http.get(url)
-    except httpx.HTTPError:
-        return {}
-    if response.status_code != 200:
-        return {}
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals

