@@ -15,12 +15,11 @@ The flows counted in a window are those whose promise was decided in it: due in 
                         past due counts with now - due_at, a lower bound of its lag, so a
                         stalled worker shows as growing lag; 0.0 when there is no flow
 Times are real seconds as the database stores them; "since the run began" is the moment the
-probe was built, by this machine's clock.
+probe was built, carried over to the database's clock (a cluster's clock may differ from ours).
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -34,7 +33,11 @@ Measure = Literal["due", "completed_on_time", "late", "open_past_due", "failed",
                   "lag_p50", "lag_p99", "lag_max"]
 
 SCHEDULE = """
-WITH bounds AS (SELECT now() AS now_, coalesce(now() - %(window)s::interval, %(since)s) AS start_),
+WITH bounds AS (
+  -- the run's start is on this machine's clock; shift it by the database clock's offset
+  SELECT now() AS now_,
+         coalesce(now() - %(window)s::interval, %(since)s + (now() - %(here)s)) AS start_
+),
 decided AS (
   SELECT f.status, f.due_at, f.completed_at,
          extract(epoch FROM coalesce(f.completed_at, b.now_) - f.due_at)::float8 AS lag,
@@ -78,7 +81,7 @@ class ScheduleProbe:
     def __init__(self, config: ProbeConfig, context: ProbeContext) -> None:
         assert isinstance(config, ScheduleProbeConfig)
         self.config = config
-        self.started = datetime.fromtimestamp(time.time(), UTC)
+        self.started = datetime.now(UTC)
         self.source = LedgerSource(database_url(config.database_url, context.platform),
                                    config.timeout)
 
@@ -88,8 +91,9 @@ class ScheduleProbe:
     async def counts(self) -> dict[str, Any]:
         """Every measure at once (for reports that want the whole picture)."""
         window = f"{self.config.window} seconds" if self.config.window else None
-        return await self.source.row(SCHEDULE, {"window": window, "since": self.started,
-                                                "flow": self.config.flow})
+        return await self.source.row(SCHEDULE, {
+            "window": window, "since": self.started, "here": datetime.now(UTC),
+            "flow": self.config.flow})
 
     async def close(self) -> None:
         await self.source.close()
