@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,7 @@ class LocalPlatform:
             if not await health.healthy(http, f"{lab.entry_url}/healthz"):
                 problems.append(f"the lab's entry {lab.entry_url} is not healthy")
         try:
-            toxiproxy.ToxiproxyServer(self.toxiproxy_url()).version()
+            await asyncio.to_thread(toxiproxy.ToxiproxyServer(self.toxiproxy_url()).version)
         except PlatformError as exc:
             problems.append(exc.message)
         return problems
