@@ -1,9 +1,10 @@
-"""What a worker records: per-window counters by flow, HDR latency histograms, acknowledgements."""
+"""What a worker records: per-window counters by flow, HDR latency buckets, acknowledgements."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 
 from hdrh.histogram import HdrHistogram
 
@@ -43,9 +44,24 @@ class BucketCounts:
         self.counts[index] = self.counts.get(index, 0) + 1
 
     def drain_into(self, hist: HdrHistogram) -> None:
-        for index, count in self.counts.items():
-            hist.record_value(value_at_index(index), count)
+        fill(hist, self.counts.items())
         self.counts = {}
+
+    def merge(self, pairs: dict[int, int]) -> None:
+        counts = self.counts
+        for index, count in pairs.items():
+            counts[index] = counts.get(index, 0) + count
+
+    def pairs(self) -> list[list[int]]:
+        """JSON-able [index, count] pairs: a few hundred numbers instead of an encoded histogram."""
+        return [[i, c] for i, c in self.counts.items()]
+
+
+def fill(hist: HdrHistogram, pairs: Iterable[tuple[int, int] | list[int]]) -> HdrHistogram:
+    """Record bucket-index counts (from BucketCounts) into an HDR histogram."""
+    for index, count in pairs:
+        hist.record_value(value_at_index(index), count)
+    return hist
 
 
 def value_at_index(index: int) -> int:
@@ -72,13 +88,12 @@ class Tally:
         self.timeouts = 0
         self.latency = BucketCounts()
 
-    def message(self, window: int, hist: HdrHistogram) -> dict[str, object]:
-        """The JSON-able report of this window; `hist` receives its latencies."""
-        self.latency.drain_into(hist)
-        encoded = hist.encode().decode() if hist.get_total_count() else None
+    def message(self, window: int) -> dict[str, object]:
+        """The JSON-able report of this window sent to the parent process."""
         return {"type": "window", "w": window, "intended": self.intended, "sent": self.sent,
                 "ok": self.ok, "errors": self.errors, "dropped": self.dropped,
-                "late": self.late, "timeouts": self.timeouts, "hist": encoded}
+                "late": self.late, "timeouts": self.timeouts,
+                "latency": self.latency.pairs()}
 
 
 PER_SECOND = 10  # windows per run second (100 ms each)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from chaoskit.load.connection import BodyConnection, Connection
 from chaoskit.load.plan import WINDOW, LoadPlan
-from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook, new_histogram
+from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook
 from chaoskit.load.requests import PAY, RequestMix
 from chaoskit.load.schedule import ArrivalSchedule
 
@@ -49,7 +49,7 @@ class OpenModelRun:
         self._connecting = 0
         self._in_flight = 0  # sent and unanswered, plus the backlog
         self._book = WindowBook(len(plan.flows))
-        self._latency = new_histogram()
+        self._latency = BucketCounts()
         self._lag = BucketCounts()
         self._times: list[float] = []
         self._ks: list[int] = []
@@ -287,9 +287,8 @@ class OpenModelRun:
 
     def _close(self, windows: list[tuple[int, Tally]]) -> None:
         for w, tally in windows:
-            window_hist = new_histogram()
-            self._emit(tally.message(w, window_hist))
-            self._latency.add(window_hist)
+            self._emit(tally.message(w))
+            self._latency.merge(tally.latency.counts)
         self._acks.flush()
 
     def _finish(self) -> None:
@@ -297,10 +296,8 @@ class OpenModelRun:
             conn.closed = True
             conn.abort()
         self._acks.close()
-        lag = new_histogram()
-        self._lag.drain_into(lag)
-        self._emit({"type": "done", "latency": self._latency.encode().decode(),
-                    "lag": lag.encode().decode(), "connections": self.opened,
+        self._emit({"type": "done", "latency": self._latency.pairs(),
+                    "lag": self._lag.pairs(), "connections": self.opened,
                     "cpu_seconds": time.process_time() - self._cpu_at_start,
                     "refunds_as_payments": self._mix.refunds_as_payments,
                     "acks": self._acks.count})

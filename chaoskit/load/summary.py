@@ -9,7 +9,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from chaoskit.load.plan import WINDOW
-from chaoskit.load.recorder import new_histogram
+from chaoskit.load.recorder import fill, new_histogram
 
 _COUNTS = ("intended", "sent", "ok", "errors", "dropped")
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
@@ -28,10 +28,11 @@ def latency_ms(hist: HdrHistogram) -> dict[str, float | None]:
     return values
 
 
-def merged(encoded: list[str]) -> HdrHistogram:
+def merged(reports: list[list[list[int]]]) -> HdrHistogram:
+    """One HDR histogram from the workers' bucket counts."""
     hist = new_histogram()
-    for item in encoded:
-        hist.decode_and_add(item)
+    for pairs in reports:
+        fill(hist, pairs)
     return hist
 
 
@@ -112,7 +113,7 @@ class WindowMerger:
             window[name] = sum(f[name] for f in by_flow.values())
         window["late"] = sum(r["late"] for r in reports)
         window["timeouts"] = sum(r["timeouts"] for r in reports)
-        lat = latency_ms(merged([r["hist"] for r in reports if r["hist"]]))
+        lat = latency_ms(merged([r["latency"] for r in reports]))
         window.update(p50_ms=lat["p50"], p99_ms=lat["p99"], max_ms=lat["max"], by_flow=by_flow)
         return window
 

@@ -35,7 +35,7 @@ def window(w: int, sent: list[int], latency_s: float | None = None) -> dict[str,
     tally.intended, tally.sent, tally.ok = list(sent), list(sent), list(sent)
     if latency_s is not None:
         tally.latency.add(latency_s)
-    return tally.message(w, new_histogram())
+    return tally.message(w)
 
 
 def test_windows_are_merged_across_workers_in_order() -> None:
