@@ -186,3 +186,11 @@ def test_a_failed_up_never_removes_kernel_objects_it_did_not_make(lab_root: Path
         assert failed.bridge == "" and failed.status == "down"  # never claimed, nothing left
     finally:
         netns.delete_link(bridge)
+
+
+def test_platform_preflight_is_clean_on_a_healthy_lab(lab: RunningLab) -> None:
+    import asyncio
+
+    assert asyncio.run(lab.platform.preflight()) == []
+    assert lab.platform.node_for_role("gateway") in {"node-1", "node-2", "node-3"}
+    assert set(lab.platform.metrics_targets()) >= {"gateway-node-1", "worker-node-3", "bank"}
