@@ -1,4 +1,4 @@
-"""The online gateway: payments, refunds and final payments over HTTP, each under an idempotency key."""
+"""The online gateway: payments, refunds and final payments, each under an idempotency key."""
 
 from __future__ import annotations
 
@@ -221,6 +221,6 @@ def build_app(config: StackConfig) -> Starlette:
         finally:
             await gateway.pool.close()
 
-    http = [Route(path, timed("gateway", path, metrics, guarded(handler, config.db_timeout)), methods=[method])
-            for path, handler, method in routes]
+    http = [Route(path, timed("gateway", path, metrics, guarded(handler, config.db_timeout)),
+                  methods=[method]) for path, handler, method in routes]
     return Starlette(routes=http + ops_routes("gateway", config, metrics), lifespan=lifespan)

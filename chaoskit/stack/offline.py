@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from chaoskit.stack.config import StackConfig
 from chaoskit.stack.database import connect_and_migrate
 from chaoskit.stack.metrics import StackMetrics
-from chaoskit.stack.serving import ops_routes
+from chaoskit.stack.serving import ops_routes, supervise
 
 log = logging.getLogger("chaoskit.stack.offline")
 JOB = "settlement"
@@ -144,7 +144,7 @@ def build_app(config: StackConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.exit_status = 1  # until the batch says otherwise (killed, crashed)
-        task = asyncio.create_task(run_then_stop(app))
+        task = supervise(app, asyncio.create_task(run_then_stop(app)))
         try:
             yield
         finally:

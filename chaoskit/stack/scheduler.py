@@ -23,7 +23,7 @@ from chaoskit.stack.config import StackConfig
 from chaoskit.stack.database import connect_and_migrate, open_pool
 from chaoskit.stack.ledger import sweep_misses
 from chaoskit.stack.metrics import StackMetrics
-from chaoskit.stack.serving import ops_routes
+from chaoskit.stack.serving import ops_routes, supervise
 
 log = logging.getLogger("chaoskit.stack.scheduler")
 LEASE = "scheduler"
@@ -156,11 +156,11 @@ def build_app(config: StackConfig) -> Starlette:
     scheduler = Scheduler(config, metrics)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url = config.require_database()
         await connect_and_migrate(url)
         scheduler.pool = await open_pool(url, 2, name="scheduler")
-        task = asyncio.create_task(scheduler.run())
+        task = supervise(app, asyncio.create_task(scheduler.run()))
         try:
             yield
         finally:

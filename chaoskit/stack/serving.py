@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from chaoskit.stack.config import StackConfig
 from chaoskit.stack.metrics import CONTENT_TYPE, StackMetrics
 
+log = logging.getLogger("chaoskit.stack")
 Handler = Callable[[Request], Awaitable[Response]]
 Status = Callable[[], dict[str, Any]]
 
@@ -48,6 +50,21 @@ def timed(service: str, route: str, metrics: StackMetrics, handler: Handler) -> 
             metrics.observe_request(service, route, status, time.perf_counter() - started)
 
     return wrapper
+
+
+def supervise(app: Any, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+    """A background loop that dies of a bug takes the process down (exit 1) rather than leaving
+    a healthy-looking process that does no work: the lab and Kubernetes then see the crash."""
+
+    def check(done: asyncio.Task[Any]) -> None:
+        if done.cancelled() or done.exception() is None:
+            return
+        log.error("background task failed; stopping", exc_info=done.exception())
+        app.state.exit_status = 1
+        app.state.server.should_exit = True
+
+    task.add_done_callback(check)
+    return task
 
 
 def serve(app: Any, config: StackConfig) -> None:

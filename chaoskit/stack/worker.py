@@ -26,7 +26,7 @@ from chaoskit.stack.config import StackConfig
 from chaoskit.stack.database import connect_and_migrate, open_pool
 from chaoskit.stack.ledger import post_entries, sweep_misses
 from chaoskit.stack.metrics import StackMetrics
-from chaoskit.stack.serving import ops_routes
+from chaoskit.stack.serving import ops_routes, supervise
 
 log = logging.getLogger("chaoskit.stack.worker")
 BANK_TIMEOUT = 10.0  # an unanswered bank call is retried later (same key, so never twice)
@@ -228,12 +228,13 @@ def build_app(config: StackConfig) -> Starlette:
     worker = Worker(config, metrics)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url = config.require_database()
         await connect_and_migrate(url)
         worker.pool = await open_pool(url, min(4, config.db_pool_size), name="worker")
         worker.bank = BankChannelClient(config.bank_urls, metrics, timeout=BANK_TIMEOUT)
-        tasks = [asyncio.create_task(worker.run()), asyncio.create_task(worker.keep_leases())]
+        tasks = [supervise(app, asyncio.create_task(worker.run())),
+                 supervise(app, asyncio.create_task(worker.keep_leases()))]
         try:
             yield
         finally:
