@@ -100,9 +100,10 @@ def set_isolated(state: LabState, name: str, isolated: bool) -> None:
     node = state.node(name)
     if state.mode != NETNS or not node.veth:
         raise PermissionMissing(
-            f"isolating node '{name}' needs a network namespace, and the lab '{state.name}' "
-            "runs its nodes as process groups on loopback",
-            hint="run `chaoskit lab up` as root to get netns nodes, or use mode kill/freeze")
+            f"isolate needs root: isolating node '{name}' needs a network namespace, and the "
+            f"lab '{state.name}' runs its nodes as process groups on loopback (started without "
+            "root)", hint="run `chaoskit lab up` as root to get netns nodes, or use mode "
+                          "kill/freeze")
     netns.set_isolated(node.veth, state.bridge, isolated)
 
 

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 
 from chaoskit import toxiproxy
-from chaoskit.errors import PlatformError
+from chaoskit.errors import PermissionMissing, PlatformError
 from chaoskit.platforms.base import NodeInfo
 from chaoskit.platforms.local import capacity, cgroups, health, nodes, processes, state
 from chaoskit.platforms.local.state import LabState
@@ -134,14 +134,13 @@ class LocalPlatform:
     def kill_node(self, name: str) -> list[int]:
         """SIGKILL every process of the node; returns the pids killed."""
         with state.locked(self.dir):
-            lab = self.lab()
-            lab.node(name)
+            lab = self._for_node_ops(name)
             return nodes.kill(lab, name)
 
     def restart_node(self, name: str) -> list[str]:
         """Start the node's processes that are not running, as after a reboot."""
         with state.locked(self.dir):
-            lab = self.lab()
+            lab = self._for_node_ops(name)
             if nodes.frozen(lab, name):  # a rebooted machine is not hung any more
                 nodes.set_frozen(lab, name, False)
             started = []
@@ -168,9 +167,18 @@ class LocalPlatform:
 
     def _locked_op(self, operation: Any, name: str) -> None:
         with state.locked(self.dir):
-            lab = self.lab()
-            lab.node(name)
-            operation(lab)
+            operation(self._for_node_ops(name))
+
+    def _for_node_ops(self, name: str) -> LabState:
+        """The lab, after checking the node exists and we may touch it (netns nodes, their
+        cgroups and root-owned processes need root)."""
+        lab = self.lab()
+        lab.node(name)
+        if lab.mode == nodes.NETNS and os.geteuid() != 0:
+            raise PermissionMissing(f"node operations on the lab '{lab.name}' need root: its "
+                                    "nodes are network namespaces with root-owned processes",
+                                    hint="run chaoskit as root (e.g. with sudo)")
+        return lab
 
     def supports(self, ability: str) -> bool:
         """Whether a node operation works here: netns nodes need root for every one of them,
