@@ -31,7 +31,7 @@ def docs(request: pytest.FixtureRequest) -> list[Doc]:
 
 
 def schema_version() -> str:
-    """The Kubernetes minor the Python client speaks (client 37 -> 1.37), if the validator has it."""
+    """The Kubernetes minor the Python client speaks (client 37 -> 1.37) if the validator has it."""
     wanted = f"1.{kubernetes.__version__.split('.')[0]}"
     known = [v for v in kubernetes_validate.utils.all_versions() if v.startswith(wanted + ".")]
     return known[-1] if known else kubernetes_validate.latest_version()
@@ -111,7 +111,8 @@ def _env_value(docs: list[Doc], template: Doc, var: Doc) -> str:
         return str(var["value"])
     source = var["valueFrom"]
     if "fieldRef" in source:  # resolved by the kubelet; any pod gives a name and a node
-        return {"spec.nodeName": "node-1", "metadata.name": "pod-1"}[source["fieldRef"]["fieldPath"]]
+        fields = {"spec.nodeName": "node-1", "metadata.name": "pod-1"}
+        return fields[source["fieldRef"]["fieldPath"]]
     kind, ref = ("Secret", source["secretKeyRef"]) if "secretKeyRef" in source else (
         "ConfigMap", source["configMapKeyRef"])
     return _data(find(docs, kind, ref["name"]))[ref["key"]]
