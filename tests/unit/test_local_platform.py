@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,9 @@ def test_processes_are_recognised_by_pid_and_start_time(tmp_path: Path) -> None:
     try:
         assert processes.alive(pid, started)
         assert not processes.alive(pid, started + 1)  # a reused pid is not our process
+        deadline = time.monotonic() + 5  # /proc shows the new environment once exec is done
+        while processes.marked("unit-test-marker-1") != [pid] and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert processes.marked("unit-test-marker-1") == [pid]
         assert processes.marked("unit-test-marker-2") == []
     finally:
