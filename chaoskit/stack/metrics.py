@@ -44,6 +44,9 @@ class StackMetrics:
             ["node"], registry=r)
         self.leader_changes = Counter(
             "payments_leader_changes", "times this instance became leader", ["node"], registry=r)
+        self.window_open_lag = Histogram(
+            "payments_window_open_lag_seconds", "opened_at - opens_at of final-payment windows",
+            ["node"], buckets=LATENCY_BUCKETS, registry=r)
         self.is_leader = Gauge("payments_is_leader", "1 while leader", ["node"], registry=r)
         self.bank_call_duration = Histogram(
             "payments_bank_call_duration_seconds", "bank channel call latency",

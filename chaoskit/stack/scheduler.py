@@ -113,6 +113,7 @@ class Scheduler:
         fence = {"me": self.config.instance, "token": self.token, "batch": 500}
         async with self.pool.connection() as conn:
             for window_id, late in await (await conn.execute(OPEN_WINDOWS, fence)).fetchall():
+                self.metrics.window_open_lag.labels(self.metrics.node).observe(late)
                 log.info("opened window %s (%.3fs after its time)", window_id, late)
             async with conn.transaction():
                 fired = await (await conn.execute(FIRE_CHARGES, fence)).fetchall()

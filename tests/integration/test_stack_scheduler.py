@@ -70,7 +70,7 @@ def test_new_leader_opens_the_window_and_fires_charges(fleet: ServiceFleet,
     fleet.env["CHAOSKIT_BANK_URLS"] = f"alpha={bank.url}"
     gateway = fleet.start("gateway")
     fleet.start("worker")
-    leader, _standby = start_pair(fleet)
+    leader, standby = start_pair(fleet)
     window = post(gateway, "/v1/windows", {"opens_in": "3m", "length": "10m"})  # 3s real
     orders = [post(gateway, "/v1/orders", {"window_id": window["id"], "deposit": "10",
                                            "balance": "90", "currency": "CNY",
@@ -80,6 +80,8 @@ def test_new_leader_opens_the_window_and_fires_charges(fleet: ServiceFleet,
              == "open", 8, "the window to open")
     opened = httpx.get(f"{gateway.url}/v1/windows/{window['id']}").json()
     assert opened["opened_by"] == "sched-b"
+    assert "payments_window_open_lag_seconds_count{node=\"sched-b\"} 1.0" in httpx.get(
+        standby.url + "/metrics").text
     wait_for(lambda: _completed_finals(database_url) == len(orders), 10, "automatic charges")
     assert _completed_finals(database_url) == len(orders)  # one charge per order, not more
 
