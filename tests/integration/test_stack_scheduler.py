@@ -71,11 +71,11 @@ def test_new_leader_opens_the_window_and_fires_charges(fleet: ServiceFleet,
     gateway = fleet.start("gateway")
     fleet.start("worker")
     leader, standby = start_pair(fleet)
-    window = post(gateway, "/v1/windows", {"opens_in": "3m", "length": "10m"})  # 3s real
+    leader.kill()  # first, so only the standby can be the one that opens the window
+    window = post(gateway, "/v1/windows", {"opens_in": "2m", "length": "10m"})  # 2s real
     orders = [post(gateway, "/v1/orders", {"window_id": window["id"], "deposit": "10",
                                            "balance": "90", "currency": "CNY",
                                            "merchant": f"m-{i}"}) for i in range(5)]
-    leader.kill()
     wait_for(lambda: httpx.get(f"{gateway.url}/v1/windows/{window['id']}").json()["status"]
              == "open", 8, "the window to open")
     opened = httpx.get(f"{gateway.url}/v1/windows/{window['id']}").json()
