@@ -87,10 +87,9 @@ class FaultLine:
 
     async def revert(self, name: str) -> None:
         for record in outstanding_intents(self.records):
-            if record["fault"] == name:
-                if await revert_one(record, self.platform, self.journal):
-                    self.records.append({"kind": "reverted", "fault": name})
-                    self.active.pop(name, None)
+            if record["fault"] == name and await revert_one(record, self.platform, self.journal):
+                self.records.append({"kind": "reverted", "fault": name})
+                self.active.pop(name, None)
 
     async def settle(self) -> None:
         """Wait for applies in flight (blocking clients cannot be cancelled mid-call)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chaoskit.report.expectations import Threshold, parse_threshold
+from chaoskit.spec.conditions import Threshold, parse_threshold
 from chaoskit.spec.models import Guardrail
 
 

@@ -57,6 +57,34 @@ class BucketCounts:
         return [[i, c] for i, c in self.counts.items()]
 
 
+def highest_at_index(index: int) -> int:
+    """The highest value that falls in bucket index `index` (HDR's highest equivalent value)."""
+    if index < (1 << _SUB_BITS):
+        return index
+    shift = (index >> _HALF_BITS) - 1
+    return ((index - (shift << _HALF_BITS)) << shift) + (1 << shift) - 1
+
+
+def percentiles_us(counts: dict[int, int], percentiles: list[float]) -> dict[float, int]:
+    """Values at percentiles as HdrHistogram.get_value_at_percentile computes them, without
+    walking its whole counts array (which takes milliseconds per call in pure Python)."""
+    total = sum(counts.values())
+    if not total:
+        return {}
+    ordered = sorted(counts.items())
+    values: dict[float, int] = {}
+    for percentile in sorted(percentiles):
+        target = max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
+        seen = 0
+        for index, count in ordered:
+            seen += count
+            if seen >= target:
+                values[percentile] = (highest_at_index(index) if percentile
+                                      else value_at_index(index))
+                break
+    return values
+
+
 def fill(hist: HdrHistogram, pairs: Iterable[tuple[int, int] | list[int]]) -> HdrHistogram:
     """Record bucket-index counts (from BucketCounts) into an HDR histogram."""
     for index, count in pairs:

@@ -9,31 +9,33 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from chaoskit.load.plan import WINDOW
-from chaoskit.load.recorder import fill, new_histogram
+from chaoskit.load.recorder import fill, highest_at_index, new_histogram, percentiles_us
 
 _COUNTS = ("intended", "sent", "ok", "errors", "dropped")
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
 
-def _ms(hist: HdrHistogram, percentile: float) -> float | None:
-    if hist.get_total_count() == 0:
-        return None
-    return hist.get_value_at_percentile(percentile) / 1000.0
-
-
-def latency_ms(hist: HdrHistogram) -> dict[str, float | None]:
-    """Percentiles and max of a microsecond histogram, in milliseconds."""
-    values = {name: _ms(hist, p) for name, p in _PERCENTILES.items()}
-    values["max"] = hist.get_max_value() / 1000.0 if hist.get_total_count() else None
-    return values
-
-
-def merged(reports: list[list[list[int]]]) -> HdrHistogram:
-    """One HDR histogram from the workers' bucket counts."""
-    hist = new_histogram()
+def merged_counts(reports: list[list[list[int]]]) -> dict[int, int]:
+    """The workers' [index, count] bucket pairs added up."""
+    counts: dict[int, int] = {}
     for pairs in reports:
-        fill(hist, pairs)
-    return hist
+        for index, count in pairs:
+            counts[index] = counts.get(index, 0) + count
+    return counts
+
+
+def latency_ms(counts: dict[int, int]) -> dict[str, float | None]:
+    """Percentiles and max of microsecond bucket counts, in milliseconds (None when empty)."""
+    if not counts:
+        return {name: None for name in (*_PERCENTILES, "max")}
+    values = percentiles_us(counts, [*_PERCENTILES.values(), 100.0])
+    result: dict[str, float | None] = {n: values[p] / 1000.0 for n, p in _PERCENTILES.items()}
+    result["max"] = highest_at_index(max(counts)) / 1000.0
+    return result
+
+
+def histogram(counts: dict[int, int]) -> HdrHistogram:
+    return fill(new_histogram(), counts.items())
 
 
 @dataclass
@@ -113,7 +115,7 @@ class WindowMerger:
             window[name] = sum(f[name] for f in by_flow.values())
         window["late"] = sum(r["late"] for r in reports)
         window["timeouts"] = sum(r["timeouts"] for r in reports)
-        lat = latency_ms(merged([r["latency"] for r in reports]))
+        lat = latency_ms(merged_counts([r["latency"] for r in reports]))
         window.update(p50_ms=lat["p50"], p99_ms=lat["p99"], max_ms=lat["max"], by_flow=by_flow)
         return window
 
@@ -125,13 +127,14 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
     totals = {name: sum(w[name] for w in series) for name in (*_COUNTS, "late", "timeouts")}
     flows = series[0]["by_flow"].keys() if series else []
     by_flow = {f: {n: sum(w["by_flow"][f][n] for w in series) for n in _COUNTS} for f in flows}
-    latency = merged([d["latency"] for d in done])
-    lag = merged([d["lag"] for d in done])
+    latency = merged_counts([d["latency"] for d in done])
+    lag = merged_counts([d["lag"] for d in done])
     return LoadSummary(
         **totals, refunds_as_payments=sum(d["refunds_as_payments"] for d in done),
         acknowledged=sum(d["acks"] for d in done), by_flow=by_flow,
         latency_ms=latency_ms(latency), lag_ms=latency_ms(lag),
-        histogram=latency.encode().decode(), lag_histogram=lag.encode().decode(),
+        histogram=histogram(latency).encode().decode(),
+        lag_histogram=histogram(lag).encode().decode(),
         workers=workers, connections=sum(d["connections"] for d in done),
         run_seconds=run_seconds, cpu_seconds=sum(d["cpu_seconds"] for d in done),
         started_at=started_at, series=series)

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from chaoskit.engine.journal import Record, header, read_journal, result
 from chaoskit.errors import JournalError
-from chaoskit.report.expectations import aggregate, parse_threshold
+from chaoskit.report.expectations import aggregate
 from chaoskit.report.statistics import GREATER_IS_WORSE, Shift, compare_samples
 from chaoskit.report.verdict import PHASE_OF, samples_by_item
+from chaoskit.spec.conditions import parse_threshold
 
 # worse statuses rank higher; an unfinished run is as bad as a crash
 STATUS_RANK = {"held": 0, "failed": 1, "aborted": 2, "interrupted": 2, "error": 3, "crashed": 3}

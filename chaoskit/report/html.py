@@ -18,7 +18,7 @@ from typing import Any
 
 from chaoskit.engine.journal import Record, header, read_journal, result
 from chaoskit.report import summary
-from chaoskit.report.expectations import parse_threshold
+from chaoskit.spec.conditions import parse_threshold
 
 LOAD_WINDOW = 0.1  # seconds per load record when the window length cannot be inferred
 ENGINE_PHASES = ("preflight", "baseline", "inject", "recover", "rollback")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.report.expectations import Threshold
+from chaoskit.spec.conditions import Threshold
 
 BOOTSTRAP_SEED = 0x5EED  # fixed: a verdict is a function of the journal alone
 RESAMPLES = 2000

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chaoskit.engine.journal import Record
-from chaoskit.report.expectations import COMPARE, Threshold, aggregate, parse_threshold
+from chaoskit.report.expectations import aggregate
+from chaoskit.spec.conditions import COMPARE, Threshold, parse_threshold
 from chaoskit.spec.models import Expectation, Experiment
 
 # hypothesis phase -> the engine phase whose samples it judges

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chaoskit.spec.conditions import parse_threshold
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.units import (
     Duration,
     PositiveDuration,
-    parse_duration,
-    parse_rate,
-    parse_ratio,
 )
 
 API_VERSION = "chaoskit/v1"
@@ -73,40 +70,14 @@ class ProbeRef(BaseModel):
         return dict(self.model_extra or {})
 
 
-_EXPECT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
-
-
-def parse_expectation(text: str) -> tuple[str, str]:
-    """'<= baseline * 1.5' -> ('<=', 'baseline * 1.5'). The right side is checked by the engine."""
-    match = _EXPECT.match(text)
-    if not match:
-        raise ValueError(f"'{text}' is not an expectation; write e.g. '<= 300ms', '>= 99.9%', "
-                         "'== 0' or '<= baseline * 1.5'")
-    return match.group(1), match.group(2)
-
-
-_BASELINE = re.compile(r"^baseline\s*(?:([*+\-])\s*(.+))?$")
-
-
-def _is_quantity(text: str) -> bool:
-    for parse in (float, parse_duration, parse_ratio, parse_rate):
-        try:
-            parse(text.strip())
-            return True
-        except ValueError:
-            continue
-    return False
-
-
 def check_condition(text: str) -> str:
-    """Both sides of a comparison: the right side is a quantity or 'baseline [*|+|-] quantity'
-    (the grammar chaoskit.report.expectations.parse_threshold evaluates)."""
+    """Both sides of a comparison must parse (the grammar lives in spec.conditions)."""
     _, right = parse_expectation(text)
-    match = _BASELINE.match(right)
-    amount = match.group(2) if match else right
-    if amount is not None and not _is_quantity(amount):
+    try:
+        parse_threshold(text)
+    except ValueError:
         raise ValueError(f"'{right}' in '{text}' is not a number, duration, percentage, rate "
-                         "or baseline; write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'")
+                         "or baseline; write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'") from None
     return text
 
 

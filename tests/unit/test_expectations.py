@@ -10,8 +10,9 @@ import pytest
 from chaoskit.engine.guardrails import GuardrailWatch
 from chaoskit.engine.journal import JournalWriter, outstanding_intents, read_journal
 from chaoskit.errors import JournalError
-from chaoskit.report.expectations import aggregate, parse_quantity, parse_threshold
+from chaoskit.report.expectations import aggregate
 from chaoskit.report.verdict import judge, outcome
+from chaoskit.spec.conditions import parse_quantity, parse_threshold
 from chaoskit.spec.models import Experiment, Guardrail
 
 
@@ -83,10 +84,20 @@ def test_each_item_is_judged_per_phase_with_observed_beside_expected() -> None:
     assert not by_phase["during"].held and by_phase["during"].observed == 2
 
 
+def _phases(*names: str) -> list[dict]:
+    return [{"kind": "phase", "phase": name} for name in names]
+
+
 def test_a_phase_without_samples_fails_and_says_so() -> None:
-    verdicts = judge(_experiment("<= 1"), _samples(baseline=[0.5], inject=[0.5]))
-    after = next(v for v in verdicts if v.phase == "after")
+    records = _phases("baseline", "inject", "recover") + _samples(baseline=[0.5], inject=[0.5])
+    after = next(v for v in judge(_experiment("<= 1"), records) if v.phase == "after")
     assert not after.held and "no samples" in after.note
+
+
+def test_a_phase_the_run_never_reached_is_not_judged_and_says_so() -> None:
+    records = _phases("baseline", "inject") + _samples(baseline=[0.5], inject=[0.5])
+    after = next(v for v in judge(_experiment("<= 1"), records) if v.phase == "after")
+    assert not after.held and "stopped before its recover phase" in after.note
 
 
 def test_outcome_orders_error_abort_failure() -> None:

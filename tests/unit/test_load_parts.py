@@ -8,12 +8,19 @@ from typing import Any
 
 import httptools
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from chaoskit.errors import LoadError
 from chaoskit.load.plan import Endpoint, worker_count
-from chaoskit.load.recorder import BucketCounts, Tally, WindowBook, new_histogram
+from chaoskit.load.recorder import (
+    BucketCounts,
+    Tally,
+    WindowBook,
+    new_histogram,
+    percentiles_us,
+)
 from chaoskit.load.requests import RequestMix
-from chaoskit.load.summary import WindowMerger
+from chaoskit.load.summary import WindowMerger, histogram, latency_ms
 
 
 def test_bucket_counts_give_exactly_the_histogram_record_value_gives() -> None:
@@ -28,6 +35,21 @@ def test_bucket_counts_give_exactly_the_histogram_record_value_gives() -> None:
     for p in (0.0, 50.0, 90.0, 99.0, 99.9, 100.0):
         assert fast.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
     assert counts.counts == {}
+
+
+def test_percentiles_from_bucket_counts_equal_hdrhistogram_and_survive_encoding() -> None:
+    rng = random.Random(5)
+    counts, direct = BucketCounts(), new_histogram()
+    for _ in range(20_000):
+        v = rng.lognormvariate(-6.0, 1.5)
+        counts.add(v)
+        direct.record_value(min(600_000_000, max(1, int(v * 1e6))))
+    wanted = [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0]
+    ours = percentiles_us(counts.counts, wanted)
+    assert ours == {p: direct.get_value_at_percentile(p) for p in wanted}
+    assert latency_ms(counts.counts)["max"] == direct.get_max_value() / 1000.0
+    decoded = HdrHistogram.decode(histogram(counts.counts).encode())
+    assert decoded.get_value_at_percentile(99.0) == ours[99.0]
 
 
 def window(w: int, sent: list[int], latency_s: float | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from chaoskit.report.expectations import parse_threshold
+from chaoskit.spec.conditions import parse_threshold
 from chaoskit.report.statistics import (
     cliffs_delta,
     common_language,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
-from chaoskit.errors import PermissionMissing
+from chaoskit.errors import PermissionMissing, PlatformError
 from chaoskit.platforms.local import cgroups, netns, processes
 from chaoskit.platforms.local.state import MARKER_ENV, LabState, NodeRecord, ProcessRecord
 
@@ -92,8 +93,18 @@ def set_frozen(state: LabState, name: str, frozen: bool) -> None:
         cgroups.set_frozen(cgroups.freezer(state.lab_id, name), frozen)
         return
     sig = signal.SIGSTOP if frozen else signal.SIGCONT
-    for record in state.processes_on(name):
+    live = [r for r in state.processes_on(name) if processes.alive(r.pid, r.started)]
+    for record in live:
         processes.signal_group(record.pid, record.started, sig)
+    # Signals land asynchronously: return once every process shows the state asked for, as
+    # the cgroup freezer does, so a caller never observes a half-frozen node.
+    deadline = time.monotonic() + 5.0
+    while any(processes.alive(r.pid, r.started) and processes.stopped(r.pid or 0) != frozen
+              for r in live):
+        if time.monotonic() > deadline:
+            raise PlatformError(f"node {name} did not become {'stopped' if frozen else 'running'}",
+                                hint="check `chaoskit lab status`; retry the thaw")
+        time.sleep(0.01)
 
 
 def set_isolated(state: LabState, name: str, isolated: bool) -> None:
