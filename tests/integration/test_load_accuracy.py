@@ -133,7 +133,9 @@ def test_a_500ms_stall_shows_in_p99_measured_from_the_intended_send_time() -> No
     assert summary.latency_ms["p99"] is not None and summary.latency_ms["p99"] >= 400.0
     assert summary.latency_ms["p90"] is not None and summary.latency_ms["p90"] >= 100.0
     during = [w for w in summary.series if 1.1 <= w["t"] <= 1.5]
-    assert all(w["sent"] >= 0.9 * w["intended"] for w in during)  # open model: still sending
+    # open model: the client keeps sending through the stall (new connections as needed)
+    assert sum(w["sent"] for w in during) >= 0.9 * sum(w["intended"] for w in during)
+    assert sum(w["ok"] for w in during[2:]) == 0  # ... while nothing comes back
     assert summary.ok == summary.intended
     accounted(summary)
 
