@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chaoskit.spec.conditions import parse_threshold
+from chaoskit.spec.conditions import parse_expectation, parse_threshold
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.units import (
     Duration,
