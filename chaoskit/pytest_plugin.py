@@ -124,6 +124,26 @@ def inject(fault_type: str, platform: Any, *, name: str = "adhoc",
             raise AssertionError(f"fault {name} left residue: {residue}")
 
 
+@pytest.fixture(scope="session")
+def chaoskit_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running local payment lab for the session (its platform); torn down, nothing left.
+
+    `chaoskit_inject("latency", chaoskit_lab, target={"dependency": "bank"}, latency="300ms")`
+    """
+    from chaoskit.platforms.local import lab
+    from chaoskit.platforms.local.platform import LocalPlatform
+    from chaoskit.platforms.local.topology import LabOptions
+
+    directory = tmp_path_factory.mktemp("chaoskit-lab") / "lab"
+    lab.up(LabOptions(name=str(directory)))
+    try:
+        yield LocalPlatform(str(directory))
+    finally:
+        residue = lab.down(str(directory))
+        if residue:
+            raise AssertionError(f"the lab left residue behind: {residue}")
+
+
 @pytest.fixture
 def chaoskit_inject() -> Callable[..., contextlib.AbstractContextManager[dict[str, Any]]]:
     """`with chaoskit_inject("latency", platform, target={...}, latency="300ms"): ...`"""
