@@ -13,7 +13,7 @@ from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeContext
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig
 from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
-from chaoskit.report.expectations import parse_threshold
+from chaoskit.spec.conditions import parse_threshold
 
 if TYPE_CHECKING:
     from tests.fixtures.prometheus import Exporter, Prometheus
