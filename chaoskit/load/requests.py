@@ -38,7 +38,9 @@ class RequestMix:
         kind = self._kinds[flow]
         if kind == 1:
             if self.payments:
-                pid = self.payments[k % len(self.payments)].encode()
+                # Each purchase is refunded once, as a customer would; reusing one would soon
+                # ask for more than was paid and be refused (409), which is our bug, not theirs.
+                pid = self.payments.popleft().encode()
                 body = b'{"payment_id":"%s","amount":"1.00"}' % pid
                 return self._frame(self._heads[flow], key, body), key, False
             self.refunds_as_payments += 1
