@@ -78,9 +78,14 @@ class OpenModelRun:
         self.opened += 1
         return conn
 
-    def _grow(self) -> None:
-        """One more connection for the backlog, unless enough are opening or the cap is hit."""
-        if self._connecting < CONNECTING and len(self._pool) < self.plan.max_in_flight:
+    def _grow(self, due: float) -> None:
+        """One more connection for the backlog, unless enough are opening or the cap is hit.
+
+        Only when this arrival is dispatched on time: a late dispatch means the client itself is
+        short of CPU, and more connections would only cost more of it (a spiral, not relief).
+        """
+        if (self._connecting < CONNECTING and len(self._pool) < self.plan.max_in_flight
+                and time.monotonic() - self._t0 - due < self.plan.late_after):
             self._loop.create_task(self._connect(self._new_connection()))
 
     async def _connect(self, conn: Connection) -> None:
@@ -189,7 +194,7 @@ class OpenModelRun:
             self._write(self._idle.pop(), t, k, flow)
         else:
             self._backlog.append((t, k, flow))
-            self._grow()
+            self._grow(t)
 
     def _write(self, conn: Connection, t: float, k: int, flow: int) -> None:
         now = time.monotonic() - self._t0
