@@ -6,12 +6,13 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.real",
+    "tests.fixtures.postgres",
+    "tests.fixtures.toxiproxy",
+    "tests.fixtures.nginx",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.lab",
+    "pytester",
 ]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Bench files are run by `make bench` only."""
-    del config, items
 
 
 @pytest.fixture(scope="session")

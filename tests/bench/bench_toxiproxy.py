@@ -18,7 +18,6 @@ from chaoskit.faults import network
 from chaoskit.faults.network_probe import split_address
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.toxiproxy"]
 
 ROUNDS = 50
 BUDGET = 30.0  # seconds for the activation/revert rounds, whatever ROUNDS says

@@ -20,7 +20,6 @@ from chaoskit.platforms.local import cgroups, haproxy, state, status
 from chaoskit.platforms.local import lab as lab_module
 from tests.fixtures.lab import RunningLab, leftovers, require_lab_tools, start_lab, stop_lab
 
-pytest_plugins = ["tests.fixtures.lab"]  # until tests/conftest.py lists it
 pytestmark = pytest.mark.integration
 ROOT = os.geteuid() == 0
 

@@ -11,7 +11,6 @@ import pytest
 from chaoskit.platforms.local import haproxy, netns, processes
 from tests.fixtures.lab import RunningLab
 
-pytest_plugins = ["tests.fixtures.lab"]  # until tests/conftest.py lists it
 pytestmark = pytest.mark.integration
 
 

@@ -27,7 +27,6 @@ from tests.fixtures.toxiproxy import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 # Until tests/conftest.py lists it, load the fixture plug-in here (harmless once it does).
-pytest_plugins = ["tests.fixtures.toxiproxy"]
 Effect = Callable[[str], Awaitable[bool]]
 
 

@@ -20,7 +20,6 @@ from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.toxiproxy import ToxiproxyServer
 from tests.fixtures.lab import RunningLab
 
-pytest_plugins = ["tests.fixtures.lab"]  # until tests/conftest.py lists it
 pytestmark = pytest.mark.integration
 BANKS = ("bank-alpha", "bank-beta", "bank-gamma")
 SLOW_MS = 3000  # bank calls outlast the 2 s lease TTL: workers hold leases while we strike

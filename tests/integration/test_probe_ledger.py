@@ -18,7 +18,6 @@ from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
 from chaoskit.stack.database import migrate
 
-pytest_plugins = ["tests.fixtures.postgres"]
 pytestmark = pytest.mark.integration
 
 

@@ -18,7 +18,6 @@ from chaoskit.spec.conditions import parse_threshold
 if TYPE_CHECKING:
     from tests.fixtures.prometheus import Exporter, Prometheus
 
-pytest_plugins = ["tests.fixtures.prometheus"]
 pytestmark = pytest.mark.integration
 
 PAY = 'route="/pay"'

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from tests.fixtures.prometheus import Prometheus
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.prometheus"]
 PAYMENT = {"amount": "20.00", "currency": "CNY", "merchant": "m-1"}
 REFUNDS = 6
 

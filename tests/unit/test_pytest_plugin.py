@@ -7,8 +7,6 @@ from xml.etree import ElementTree
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 EXPERIMENT = """\
 apiVersion: chaoskit/v1
 kind: Experiment
