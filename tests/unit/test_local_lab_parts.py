@@ -191,3 +191,15 @@ def test_logs_selects_by_service_and_tails(tmp_path: Path,
     out = capsys.readouterr().out
     assert "line 9" in out and "line 8" in out and "line 7" not in out
     assert json.loads(json.dumps(lab.to_dict()))["name"] == "t"
+
+
+def test_the_labs_promises_fall_due_inside_a_run_and_can_be_overridden(tmp_path: Path) -> None:
+    from chaoskit.spec.units import parse_duration
+
+    lab = sample_state(tmp_path)
+    lab.host_ip = "198.18.5.1"
+    lab.proxies = topology.proxy_plan(lab, "127.0.0.1:5432", "127.0.0.1:9000")
+    env = topology.stack_env(lab, topology.LabOptions(time_scale=60))
+    assert parse_duration(env["CHAOSKIT_REFUND_SLA"]) / 60 <= 15  # real seconds at 60x
+    custom = topology.stack_env(lab, topology.LabOptions(env={"CHAOSKIT_REFUND_SLA": "2h"}))
+    assert custom["CHAOSKIT_REFUND_SLA"] == "2h"

@@ -48,6 +48,12 @@ def placement(node_names: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+# The lab's promises, in scenario time. Short enough that, at the lab's compressed clock
+# (60x: 10 s and 15 s), a refund or final payment that gets stuck falls due inside a run of
+# a minute or two, so schedule hypotheses can catch it. `lab up --env` overrides them.
+LAB_PROMISES = {"CHAOSKIT_REFUND_SLA": "10m", "CHAOSKIT_FINAL_WINDOW": "15m"}
+
+
 def stack_env(state: LabState, options: LabOptions) -> dict[str, str]:
     """Environment every stack process shares: the DB and the banks through Toxiproxy."""
     proxy = state.proxies
@@ -56,6 +62,7 @@ def stack_env(state: LabState, options: LabOptions) -> dict[str, str]:
         "CHAOSKIT_DATABASE_URL": _through(state.postgres_url, proxy["postgres"]["listen"]),
         "CHAOSKIT_BANK_URLS": banks,
         "CHAOSKIT_TIME_SCALE": f"{options.time_scale:g}",
+        **LAB_PROMISES,
         **options.env,
     }
 
