@@ -74,8 +74,10 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks (it binds only the ones defined: bodies cost only in BodyConnection)
     def on_message_complete(self) -> None:
-        body = b"".join(self._body) if self._body else b""
-        self._body = []
+        body = b""
+        if self._body:  # only a BodyConnection ever fills it
+            body = b"".join(self._body)
+            self._body = []
         status = self._parser.get_status_code()
         if not self._parser.should_keep_alive():
             self.closed = True  # the owner sees `closed` and does not pool it again
