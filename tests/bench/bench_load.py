@@ -2,7 +2,7 @@
 
 Run with `make bench` (or `PYTHONPATH=. .venv/bin/pytest tests/bench/bench_load.py -s -q
 -o python_files='bench_*.py'`). One run, one nginx on loopback (keep-alive unlimited) pinned
-to core 0, every client pinned to core 1. Bounded: about 75 s, never more than BUDGET.
+to core 0, every client pinned to core 1. Bounded: 1-3 minutes, never more than BUDGET.
 
 Figures: wall-clock requests/s (what each tool achieved on its core) and requests per CPU
 second (the same, normalised by the CPU the client actually got: fair when other work shares
@@ -36,7 +36,7 @@ from tests.fixtures.real import require_real
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-BUDGET = 170.0          # seconds for the whole bench
+BUDGET = 170.0          # seconds for the whole bench (trials stop early to keep to it)
 SEARCH_SECONDS = 3      # length of one trial of the max-rate search
 SEARCH_START = 2_500.0
 SEARCH_CEILING = 320_000.0
@@ -126,14 +126,19 @@ def search_max(url: str, deadline: float) -> tuple[float, float, list[str]]:
     log: list[str] = []
     good, bad, rate, per_cpu = 0.0, SEARCH_CEILING, SEARCH_START, {0.0: 0.0}
 
-    def trial(r: float) -> bool:
-        summary = drive_constant(url, SEARCH_SECONDS, {"shape": "constant", "rate": r})
-        ok = sustained(summary)
-        per_cpu[r] = summary.sent / summary.cpu_seconds if summary.cpu_seconds else 0.0
-        log.append(f"  trial {r:>9,.0f}/s: error {rate_error(summary):6.2%}, lag p99 "
-                   f"{summary.lag_ms['p99']} ms, dropped {summary.dropped}, "
-                   f"{per_cpu[r]:,.0f} req/CPU s -> {'sustained' if ok else 'not sustained'}")
-        return ok
+    def trial(r: float, attempts: int = 2) -> bool:
+        """A rate is sustained if one of two attempts is: other work on this shared machine
+        can spoil one attempt; it cannot make an unsustainable rate pass."""
+        for _ in range(attempts):
+            summary = drive_constant(url, SEARCH_SECONDS, {"shape": "constant", "rate": r})
+            ok = sustained(summary)
+            per_cpu[r] = summary.sent / summary.cpu_seconds if summary.cpu_seconds else 0.0
+            log.append(f"  trial {r:>9,.0f}/s: error {rate_error(summary):6.2%}, lag p99 "
+                       f"{summary.lag_ms['p99']} ms, dropped {summary.dropped}, "
+                       f"{per_cpu[r]:,.0f} req/CPU s -> {'sustained' if ok else 'not sustained'}")
+            if ok or time.monotonic() > deadline:
+                return ok
+        return False
 
     while rate < SEARCH_CEILING and time.monotonic() < deadline:
         if not trial(rate):
