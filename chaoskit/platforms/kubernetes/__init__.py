@@ -1,0 +1,1 @@
+"""The kubernetes platform: faults, recovery and distributed load through the Kubernetes API."""

@@ -1,0 +1,249 @@
+"""KubernetesPlatform: what fault drivers, probes and the engine may ask of a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from typing import Any
+
+from chaoskit.errors import PlatformError
+from chaoskit.platforms.base import NodeInfo
+from chaoskit.platforms.kubernetes import nodeops, permissions, workloads
+from chaoskit.platforms.kubernetes.cluster import ClusterApi, PodScope, PodView
+
+ROLES = {  # role -> the pods whose node is that role's node
+    "scheduler-leader": "app.kubernetes.io/name=scheduler",
+    "worker-most-leases": "app.kubernetes.io/name=worker",
+    "gateway": "app.kubernetes.io/name=gateway",
+}
+APP = "app.kubernetes.io/name"
+_LEADER = "SELECT holder FROM leader_leases WHERE expires_at > now() ORDER BY name LIMIT 1"
+_NODE_OPS = {"kill": nodeops.kill, "drain": nodeops.drain, "node-down": nodeops.node_down,
+             "isolate": nodeops.isolate}
+
+
+class KubernetesPlatform:
+    """A cluster seen through one identity, limited to the experiment's namespaces, selectors
+    and nodes. Blocking API calls happen in the sync methods; drivers call them in a thread."""
+
+    name = "kubernetes"
+
+    def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
+                 namespace: str | None = None, scope: dict[str, Any] | None = None,
+                 toxiproxy: str | None = None, database: str | None = None,
+                 entry: str | None = None, run: str | None = None,
+                 cluster: ClusterApi | None = None) -> None:
+        scope = scope or {}
+        self.kubeconfig, self.context = kubeconfig, context
+        self.namespace = namespace or "default"
+        self.scope = PodScope.of(list(scope.get("namespaces") or [self.namespace]),
+                                 dict(scope.get("selectors") or {}))
+        self.scope_nodes = list(scope.get("nodes") or [])
+        self._toxiproxy, self._database, self._entry = toxiproxy, database, entry
+        self.run = run or f"chaoskit-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        self._cluster = cluster
+
+    @classmethod
+    def from_target(cls, target: Any) -> KubernetesPlatform:
+        return cls(kubeconfig=target.kubeconfig, context=target.context,
+                   namespace=target.namespace, scope=target.scope.model_dump(),
+                   toxiproxy=target.toxiproxy, database=target.database, entry=target.entry)
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> KubernetesPlatform:
+        return cls(kubeconfig=desc.get("kubeconfig"), context=desc.get("context"),
+                   namespace=desc.get("namespace"), scope=desc.get("scope"),
+                   toxiproxy=desc.get("toxiproxy"), database=desc.get("database"),
+                   entry=desc.get("entry"), run=desc.get("run"))
+
+    def describe(self) -> dict[str, Any]:
+        return {"platform": "kubernetes", "kubeconfig": self.kubeconfig, "context": self.context,
+                "namespace": self.namespace, "toxiproxy": self._toxiproxy,
+                "database": self._database, "entry": self._entry, "run": self.run,
+                "scope": {"namespaces": list(self.scope.namespaces),
+                          "selectors": dict(_pairs(self.scope.selector)),
+                          "nodes": self.scope_nodes}}
+
+    def bind_run(self, run_id: str) -> None:
+        """Mark changes with the engine's run id (call before anything is injected)."""
+        self.run = run_id
+
+    @property
+    def cluster(self) -> ClusterApi:
+        if self._cluster is None:
+            from chaoskit.platforms.kubernetes.kube import KubeCluster, api_client
+
+            self._cluster = KubeCluster(api_client(self.kubeconfig, self.context))
+        return self._cluster
+
+    # -- addresses -------------------------------------------------------------------------
+    def toxiproxy_url(self) -> str:
+        """An explicit URL (a port forward) wins; else the in-cluster `toxiproxy` Service."""
+        if self._toxiproxy:
+            return self._toxiproxy
+        address = self._in_cluster_service("toxiproxy", "api", "target.toxiproxy")
+        if address is None:
+            raise PlatformError(f"no toxiproxy Service with an `api` port in {self.namespace}",
+                                hint="apply k8s/ or set target.toxiproxy to a port-forward URL")
+        return f"http://{address}"
+
+    def database_url(self) -> str:
+        if not self._database:
+            raise PlatformError("the kubernetes platform has no ledger database URL",
+                                hint="set target.database (e.g. through a port forward)")
+        return self._database
+
+    def entry_url(self) -> str:
+        if self._entry:
+            return self._entry
+        address = self._in_cluster_service("gateway", "http", "target.entry")
+        if address is None:
+            raise PlatformError("no gateway Service", hint="set target.entry")
+        return f"http://{address}"
+
+    def _in_cluster_service(self, service: str, port: str, field: str) -> str | None:
+        """A Service's cluster address, only from inside the cluster: from outside a cluster
+        IP is not routable, so the user gives a port-forward URL in `field` instead."""
+        if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise PlatformError(f"the {service} Service is only reachable inside the cluster",
+                                hint=f"port-forward it (kubectl -n {self.namespace} "
+                                     f"port-forward svc/{service} ...) and set {field}")
+        return self.cluster.service_address(self.namespace, service, port)
+
+    def metrics_targets(self, exclude_node: str | None = None) -> dict[str, str]:
+        """None: on a cluster the stack's metrics are read through its Prometheus (the
+        `prometheus` probe); pod addresses are not reachable from an outside runner."""
+        del exclude_node
+        return {}
+
+    # -- nodes -----------------------------------------------------------------------------
+    def nodes(self) -> list[NodeInfo]:
+        roles: dict[str, set[str]] = {}
+        for namespace in self.scope.namespaces:
+            for pod in self.cluster.list_pods(namespace, self.scope.selector):
+                if pod.node and APP in pod.labels:
+                    roles.setdefault(pod.node, set()).add(pod.labels[APP])
+        return [NodeInfo(n.name, n.address, tuple(sorted(roles.get(n.name, ()))), n.labels)
+                for n in self.cluster.list_nodes()
+                if not self.scope_nodes or n.name in self.scope_nodes]
+
+    def node_for_role(self, role: str) -> str:
+        """The node of the role's pod: the leader named by the ledger when a database is given
+        (the stack elects in PostgreSQL; holders are pod names), else the first running pod."""
+        if role not in ROLES:
+            raise PlatformError(f"unknown role '{role}'", hint=f"use one of: {', '.join(ROLES)}")
+        pods = self._running(ROLES[role])
+        holder = self._leader() if role == "scheduler-leader" and self._database else None
+        chosen = [p for p in pods if p.name == holder] or pods
+        if not chosen:
+            raise PlatformError(f"no running pod for role {role} in {self.scope.namespaces}",
+                                hint="check the stack is applied and its pods are Running")
+        return chosen[0].node
+
+    def _running(self, selector: str) -> list[PodView]:
+        """Running, placed, not terminating pods in scope matching `selector`, by name."""
+        pods = [p for ns in self.scope.namespaces for p in self.cluster.list_pods(ns, selector)
+                if p.phase == "Running" and p.node and not p.deleting]
+        return sorted(pods, key=lambda p: p.name)
+
+    def _leader(self) -> str | None:
+        import psycopg
+
+        with psycopg.connect(self.database_url(), connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute(_LEADER).fetchone()
+        return str(row[0]) if row else None
+
+    def supports(self, mode: str) -> bool:
+        return mode in _NODE_OPS
+
+    def lose_node(self, mode: str, node: str) -> dict[str, Any]:
+        operation = _NODE_OPS[mode]
+        if mode == "kill":
+            return nodeops.kill(self.cluster, self.scope, node)
+        return operation(self.cluster, self.scope, node, self.run)  # type: ignore[operator]
+
+    # the node operations node-loss asks for, by mode; each undo is the same idempotent restore
+    def kill_node(self, node: str) -> dict[str, Any]:
+        return self.lose_node("kill", node)
+
+    def drain_node(self, node: str) -> dict[str, Any]:
+        return self.lose_node("drain", node)
+
+    def down_node(self, node: str) -> dict[str, Any]:
+        return self.lose_node("node-down", node)
+
+    def isolate_node(self, node: str) -> dict[str, Any]:
+        return self.lose_node("isolate", node)
+
+    def restore_node(self, node: str) -> dict[str, Any]:
+        return nodeops.restore(self.cluster, self.scope, node)
+
+    restart_node = uncordon_node = up_node = reconnect_node = restore_node
+
+    def node_residue(self, node: str) -> list[str]:
+        return nodeops.residue(self.cluster, self.scope, node)
+
+    def missing_access(self, fault_type: str, mode: str = "") -> list[str]:
+        """Verbs on resources this identity lacks for a fault (SelfSubjectAccessReview)."""
+        return permissions.missing(self.cluster, permissions.needs(fault_type, mode),
+                                   self.scope.namespaces)
+
+    # -- workloads -------------------------------------------------------------------------
+    def scale_out(self, deployment: str, replicas: int) -> dict[str, Any]:
+        return workloads.scale_out(self.cluster, self.namespace, deployment, replicas, self.run)
+
+    def scale_back(self, deployment: str, original: int | None = None) -> dict[str, Any]:
+        return workloads.scale_back(self.cluster, self.namespace, deployment, original)
+
+    def scale_residue(self, deployment: str, original: int) -> list[str]:
+        return workloads.scale_residue(self.cluster, self.namespace, deployment, original)
+
+    def replicas(self, deployment: str) -> int:
+        return int(workloads._deployment(self.cluster, self.namespace, deployment).replicas or 0)
+
+    def node_of(self, selector: str) -> str:
+        """The node of the first running pod (by name) matching `selector` in scope."""
+        pods = self._running(selector)
+        if not pods:
+            raise PlatformError(f"no running pod matches {selector} in {self.scope.namespaces}",
+                                hint="check the selector against `kubectl get pods -l ...`")
+        return pods[0].node
+
+    def start_offline(self, fault: str, node: str, options: dict[str, Any]) -> dict[str, Any]:
+        job = workloads.offline_job(fault, node, self.run, options)
+        self.cluster.create_object("Job", self.namespace, job)
+        return {"job": job["metadata"]["name"], "node": node,
+                "priority_class": job["spec"]["template"]["spec"].get("priorityClassName")}
+
+    def stop_offline(self, fault: str) -> dict[str, Any]:
+        return workloads.remove_colocated(self.cluster, self.namespace, fault)
+
+    def offline_residue(self, fault: str) -> list[str]:
+        return [f"Job {self.namespace}/{j} remains"
+                for j in workloads.colocated(self.cluster, self.namespace, fault)]
+
+    # -- preflight -------------------------------------------------------------------------
+    async def preflight(self) -> list[str]:
+        return await asyncio.to_thread(self._preflight)
+
+    def _preflight(self) -> list[str]:
+        """Reachable, the scope's namespaces readable and not empty, its nodes existing."""
+        try:
+            problems = permissions.missing(self.cluster, permissions.needs("node-loss", "kill")[:1],
+                                           self.scope.namespaces)
+            names = {n.name for n in self.cluster.list_nodes()}
+        except Exception as exc:  # noqa: BLE001 - any failure to talk is the finding
+            return [f"cannot reach the cluster: {exc}"]
+        problems += [f"scope node {n} is not on the cluster" for n in self.scope_nodes
+                     if n not in names]
+        for namespace in self.scope.namespaces:
+            if not problems and not self.cluster.list_pods(namespace, self.scope.selector):
+                problems.append(f"no pods match '{self.scope.selector}' in namespace "
+                                f"{namespace}: the scope selects nothing")
+        return problems
+
+
+def _pairs(selector: str) -> list[tuple[str, str]]:
+    return [tuple(part.split("=", 1)) for part in selector.split(",") if "=" in part]  # type: ignore[misc]

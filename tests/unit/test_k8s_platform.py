@@ -1,0 +1,266 @@
+"""KubernetesPlatform against an in-memory cluster at our own seam (ClusterApi)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from typing import Any
+
+import pytest
+
+from chaoskit.errors import PlatformError
+from chaoskit.faults.k8s_scale import ScaleConfig, ScaleFault
+from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
+from chaoskit.platforms.kubernetes import nodeops, recovery
+from chaoskit.platforms.kubernetes.cluster import (
+    CORDONED,
+    ISOLATED,
+    NODE_DOWN,
+    RUN,
+    Access,
+    EvictionRefused,
+    NodeView,
+    ObjectView,
+    PodView,
+)
+from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
+
+NS = "payments"
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+
+
+class FakeCluster:
+    """Nodes, pods, objects and RBAC in dicts; evictions of `protected` pods are refused."""
+
+    def __init__(self) -> None:
+        self.nodes = {n: {"labels": {"kubernetes.io/hostname": n}, "annotations": {},
+                          "unschedulable": False, "taints": []} for n in ("n1", "n2", "n3")}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.protected: set[str] = set()
+        self.denied: set[tuple[str, str, str]] = set()  # (verb, resource/sub, namespace)
+        self.evicted: list[str] = []
+
+    def add_pod(self, name: str, node: str, app: str) -> None:
+        self.pods[name] = {"node": node, "labels": {"app.kubernetes.io/name": app},
+                           "annotations": {}}
+
+    def list_nodes(self) -> list[NodeView]:
+        return [NodeView(n, "10.0.0.1", dict(v["labels"]), dict(v["annotations"]),
+                         v["unschedulable"], tuple(v["taints"])) for n, v in self.nodes.items()]
+
+    def patch_node(self, name: str, body: dict[str, Any]) -> None:
+        node = self.nodes[name]
+        _merge(node["annotations"], body.get("metadata", {}).get("annotations", {}))
+        spec = body.get("spec", {})
+        node["unschedulable"] = spec.get("unschedulable", node["unschedulable"])
+        node["taints"] = copy.deepcopy(spec.get("taints", node["taints"]))
+
+    def list_pods(self, namespace: str, selector: str = "", node: str = "") -> list[PodView]:
+        wanted = [s.split("=", 1) for s in selector.split(",") if s]
+        return [PodView(n, namespace, p["node"], dict(p["labels"]), dict(p["annotations"]))
+                for n, p in sorted(self.pods.items())
+                if (not node or p["node"] == node)
+                and all(k in p["labels"] and (len(kv) == 1 or p["labels"][k] == kv[1])
+                        for kv in wanted for k in kv[:1])]
+
+    def delete_pod(self, namespace: str, name: str, grace: int = 0) -> None:
+        self.pods.pop(name, None)
+
+    def evict_pod(self, namespace: str, name: str) -> None:
+        if name in self.protected:
+            raise EvictionRefused(429, "Cannot evict pod as it would violate the pod's "
+                                       "disruption budget.")
+        self.evicted.append(name)
+        self.pods.pop(name, None)
+
+    def patch_pod(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        _merge(self.pods[name]["labels"], body["metadata"].get("labels", {}))
+        _merge(self.pods[name]["annotations"], body["metadata"].get("annotations", {}))
+
+    def list_objects(self, kind: str, namespace: str, selector: str = "") -> list[ObjectView]:
+        key, _, value = selector.partition("=")
+        return [ObjectView(kind, name, namespace, dict(o["labels"]), dict(o["annotations"]),
+                           o.get("replicas"))
+                for (k, name), o in sorted(self.objects.items())
+                if k == kind and (not key or o["labels"].get(key) == value)]
+
+    def create_object(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        self.objects[(kind, meta["name"])] = {"labels": dict(meta.get("labels", {})),
+                                              "annotations": dict(meta.get("annotations", {})),
+                                              "body": body}
+
+    def delete_object(self, kind: str, namespace: str, name: str) -> None:
+        self.objects.pop((kind, name), None)
+
+    def patch_object(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        _merge(self.objects[(kind, name)]["annotations"], body["metadata"]["annotations"])
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> int:
+        before = self.objects[("Deployment", name)]["replicas"]
+        self.objects[("Deployment", name)]["replicas"] = replicas
+        return int(before)
+
+    def can_i(self, access: Access, namespace: str | None) -> bool:
+        what = f"{access.resource}/{access.subresource}".rstrip("/")
+        return (access.verb, what, namespace or "") not in self.denied
+
+    def service_address(self, namespace: str, name: str, port: str) -> str | None:
+        return None
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    monkeypatch.setattr(nodeops, "RETRY_PAUSE", 0.0)  # our own pause between eviction rounds
+    fake = FakeCluster()
+    for name, node, app in [("gateway-a", "n1", "gateway"), ("gateway-b", "n2", "gateway"),
+                            ("scheduler-a", "n1", "scheduler"), ("postgres-0", "n1", "postgres"),
+                            ("worker-a", "n3", "worker")]:
+        fake.add_pod(name, node, app)
+    fake.objects[("Deployment", "gateway")] = {"labels": {}, "annotations": {}, "replicas": 2}
+    return fake
+
+
+@pytest.fixture
+def platform(cluster: FakeCluster) -> KubernetesPlatform:
+    return KubernetesPlatform(namespace=NS, run="run-1", cluster=cluster,
+                              scope={"namespaces": [NS], "nodes": ["n1", "n2", "n3"]})
+
+
+def test_describe_round_trips_and_carries_the_run(platform: KubernetesPlatform) -> None:
+    again = KubernetesPlatform.from_description(platform.describe())
+    assert again.describe() == platform.describe()
+    assert again.run == "run-1" and again.scope.namespaces == (NS,)
+
+
+def test_nodes_carry_the_apps_they_host_and_roles_resolve_to_them(
+        platform: KubernetesPlatform) -> None:
+    nodes = {n.name: n for n in platform.nodes()}
+    assert nodes["n1"].roles == ("gateway", "postgres", "scheduler")
+    assert platform.node_for_role("scheduler-leader") == "n1"
+    assert platform.node_for_role("worker-most-leases") == "n3"
+    with pytest.raises(PlatformError, match="unknown role"):
+        platform.node_for_role("bogus")
+
+
+def test_drain_cordons_evicts_reports_refusals_and_restore_uncordons(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    cluster.protected.add("postgres-0")
+    facts = platform.drain_node("n1")
+    assert sorted(facts["evicted"]) == [f"{NS}/gateway-a", f"{NS}/scheduler-a"]
+    assert list(facts["refused"]) == [f"{NS}/postgres-0"] and facts["evictions_refused"] == 1
+    assert cluster.nodes["n1"]["unschedulable"]
+    assert cluster.nodes["n1"]["annotations"][RUN] == "run-1"
+    assert platform.node_residue("n1")
+    platform.restore_node("n1")
+    assert not cluster.nodes["n1"]["unschedulable"] and not cluster.nodes["n1"]["annotations"]
+    assert platform.node_residue("n1") == []
+
+
+def test_a_node_cordoned_by_someone_else_stays_cordoned(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    cluster.nodes["n2"]["unschedulable"] = True
+    platform.drain_node("n2")
+    assert CORDONED not in cluster.nodes["n2"]["annotations"]
+    platform.restore_node("n2")
+    assert cluster.nodes["n2"]["unschedulable"]
+    assert platform.node_residue("n2") == []
+
+
+def test_node_down_taints_and_restore_keeps_foreign_taints(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    foreign = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    cluster.nodes["n3"]["taints"] = [foreign]
+    platform.down_node("n3")
+    effects = {t["effect"] for t in cluster.nodes["n3"]["taints"] if t["key"] == NODE_DOWN}
+    assert effects == {"NoSchedule", "NoExecute"}
+    assert any("taint" in r for r in platform.node_residue("n3"))
+    platform.up_node("n3")
+    platform.up_node("n3")  # idempotent
+    assert cluster.nodes["n3"]["taints"] == [foreign]
+    assert platform.node_residue("n3") == []
+
+
+def test_isolate_labels_pods_under_a_deny_all_policy_and_revert_removes_both(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    platform.isolate_node("n2")
+    policy = cluster.objects[("NetworkPolicy", "chaoskit-isolate-n2")]["body"]
+    assert policy["spec"]["podSelector"] == {"matchLabels": {ISOLATED: "n2"}}
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in policy
+    assert cluster.pods["gateway-b"]["labels"][ISOLATED] == "n2"
+    platform.reconnect_node("n2")
+    assert ("NetworkPolicy", "chaoskit-isolate-n2") not in cluster.objects
+    assert ISOLATED not in cluster.pods["gateway-b"]["labels"]
+    assert platform.node_residue("n2") == []
+
+
+def test_kill_deletes_only_the_nodes_pods_in_scope(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    facts = platform.kill_node("n1")
+    assert sorted(facts["deleted"]) == [f"{NS}/gateway-a", f"{NS}/postgres-0",
+                                        f"{NS}/scheduler-a"]
+    assert set(cluster.pods) == {"gateway-b", "worker-a"}
+
+
+def test_missing_permissions_name_the_verb_and_resource(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    assert platform.missing_access("node-loss", "drain") == []
+    cluster.denied.add(("create", "pods/eviction", NS))
+    cluster.denied.add(("patch", "nodes", ""))
+    assert platform.missing_access("node-loss", "drain") == [
+        f"missing permission: create on pods/eviction in namespace {NS}",
+        "missing permission: patch on nodes"]
+
+
+def test_node_loss_driver_drives_the_cluster_modes_through_the_platform(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    cluster.protected.add("postgres-0")
+    driver = NodeLoss(platform)
+    intent = driver.plan("drain-db", {"role": "scheduler-leader"},
+                         NodeLossConfig(mode="drain", recovery_timeout=0.1), random.Random(1))
+    assert intent["node"] == "n1"
+    assert asyncio.run(driver.preflight(intent)) == []
+    facts = asyncio.run(driver.inject(intent))
+    assert facts["evictions_refused"] == 1
+    asyncio.run(driver.revert(intent))
+    assert asyncio.run(driver.verify_reverted(intent)) == []
+    cluster.denied.add(("create", "pods/eviction", NS))
+    assert "create on pods/eviction" in asyncio.run(driver.preflight(intent))[0]
+
+
+def test_scale_marks_the_original_and_recovery_without_journal_scales_back(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    driver = ScaleFault(platform)
+    intent = driver.plan("more", {"deployment": "gateway"}, ScaleConfig(add=2), random.Random())
+    assert (intent["original"], intent["replicas"]) == (2, 4)
+    asyncio.run(driver.inject(intent))
+    gateway = cluster.objects[("Deployment", "gateway")]
+    assert gateway["replicas"] == 4 and gateway["annotations"][RUN] == "run-1"
+    assert asyncio.run(driver.verify_reverted(intent))
+    result = recovery.recover(cluster, (NS,))  # the journal is lost: the marks are enough
+    assert result.clean and gateway["replicas"] == 2 and not gateway["annotations"]
+    assert asyncio.run(driver.verify_reverted(intent)) == []
+
+
+def test_cluster_recovery_undoes_every_mark_of_one_run_only(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    platform.down_node("n3")
+    platform.isolate_node("n2")
+    other = KubernetesPlatform(namespace=NS, run="run-2", cluster=cluster,
+                               scope={"namespaces": [NS]})
+    other.drain_node("n1")
+    result = recovery.recover(cluster, (NS,), run="run-1")
+    assert result.clean and result.undone
+    assert platform.node_residue("n3") == [] and platform.node_residue("n2") == []
+    assert cluster.nodes["n1"]["annotations"][RUN] == "run-2"  # not ours to undo
+    assert recovery.recover(cluster, (NS,)).clean
+    assert platform.node_residue("n1") == []
