@@ -3,7 +3,7 @@
     faults:
       - name: lose-leader
         type: node-loss
-        mode: kill                    # kill | freeze | isolate
+        mode: kill                    # kill | freeze | isolate (drain | node-down: clusters)
         target: {role: scheduler-leader}   # or {node: node-2} or {node: any}
         start: 10s
         duration: 20s
@@ -31,10 +31,13 @@ from chaoskit.errors import FaultError, PlatformError
 from chaoskit.faults.base import FaultConfig, Intent
 from chaoskit.platforms.base import Platform, unsupported
 
-Mode = Literal["kill", "freeze", "isolate"]
+Mode = Literal["kill", "freeze", "isolate", "drain", "node-down"]
 ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
-_APPLY = {"kill": "kill_node", "freeze": "freeze_node", "isolate": "isolate_node"}
-_UNDO = {"kill": "restart_node", "freeze": "thaw_node", "isolate": "reconnect_node"}
+# drain and node-down are cluster modes (cordon + evict / + taint): platforms offering them say so
+_APPLY = {"kill": "kill_node", "freeze": "freeze_node", "isolate": "isolate_node",
+          "drain": "drain_node", "node-down": "down_node"}
+_UNDO = {"kill": "restart_node", "freeze": "thaw_node", "isolate": "reconnect_node",
+         "drain": "uncordon_node", "node-down": "up_node"}
 
 
 class NodeLossConfig(FaultConfig):
@@ -77,7 +80,9 @@ class NodeLoss:
         apply_ms = round((time.monotonic() - started) * 1e3, 1)
         facts = {"node": node, "mode": mode, "apply_ms": apply_ms, "leases_held": held,
                  "counters_before": before}
-        if mode == "kill":
+        if isinstance(result, dict):  # e.g. a cluster's evictions done and refused
+            facts.update(result)
+        elif mode == "kill":
             facts["killed_pids"] = result
         return facts
 
@@ -107,6 +112,11 @@ class NodeLoss:
         mode, node = intent["mode"], intent["node"]
         if getattr(self.platform, _APPLY[mode], None) is None:
             return [f"the {self.platform.name} platform cannot {mode} nodes"]
+        missing_access = getattr(self.platform, "missing_access", None)
+        if missing_access is not None:  # a cluster: the verbs this mode needs, checked
+            missing = await asyncio.to_thread(missing_access, self.type_name, mode)
+            if missing:
+                return missing
         supports = getattr(self.platform, "supports", None)
         if supports is not None and not await asyncio.to_thread(supports, mode):
             return [(f"node-loss mode {mode} is not available on this lab (isolate needs netns "
