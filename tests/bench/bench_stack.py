@@ -26,7 +26,6 @@ from chaoskit.stack.process import ServiceFleet, ServiceProcess
 from tests.fixtures.real import require_real
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
 
 WARMUP = 2.0
 SATURATE = 10.0

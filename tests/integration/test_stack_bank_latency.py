@@ -14,7 +14,6 @@ from chaoskit.stack.process import ServiceFleet, ServiceProcess
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.toxiproxy"]
 TOXIC_MS = 300
 
 

@@ -16,7 +16,6 @@ from chaoskit.stack.idempotency import request_hash
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
 PAYMENT = {"amount": "12.34", "currency": "CNY", "merchant": "m-1"}
 
 

@@ -15,7 +15,6 @@ import pytest
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
 TTL = 1.0
 BANK_LATENCY = 1.0
 

@@ -10,7 +10,6 @@ from chaoskit.stack.process import ServiceFleet
 from tests.fixtures.postgres import ledger_problems
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
 
 
 def test_imbalances_and_double_bookings_are_reported(stack_services: ServiceFleet,

@@ -13,7 +13,6 @@ import pytest
 from chaoskit.stack.process import ServiceFleet
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.fixtures.postgres"]
 
 
 def test_settlement_scans_the_ledger_and_exits_zero(stack_services: ServiceFleet,

@@ -1,0 +1,102 @@
+"""Verdicts catch real defects: a deliberately broken stack fails the matching experiment,
+naming the failing item, while the healthy stack holds the same experiment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.lab import RunningLab, start_lab, stop_lab
+from tests.fixtures.real import require_real
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+# Workers hold their leases while the banks are slow; the node whose worker holds the most is
+# killed. A healthy stack takes the leases over after the TTL (2 s) and the refunds still meet
+# their 10 s promise; with `no-takeover` they stay stuck and fall due before the run ends.
+LEASE_HOLDER_LOST = """\
+apiVersion: chaoskit/v1
+kind: Experiment
+metadata: {{name: lease-holder-lost}}
+target: {{platform: local, lab: {lab}}}
+phases: {{baseline: 2s, recover: 14s}}
+load:
+  duration: 16s
+  mix: {{pay: 50%, refund: 50%}}
+  profile: [{{shape: constant, rate: 16/s}}]
+faults:
+  - {{name: banks-slow, type: latency, target: {{dependency: bank}}, duration: 16s, latency: 700ms}}
+  - {{name: lease-holder-down, type: node-loss, mode: kill, target: {{role: worker-most-leases}},
+     start: 6s, duration: 9s}}
+hypothesis:
+  - name: refunds-on-schedule
+    probe: {{type: schedule, flow: refund, measure: on_time_ratio, interval: 1s}}
+    expect: ">= 99.9%"
+    phases: [after]
+    aggregate: last
+"""
+
+# The scheduler's leader node is lost for most of the inject phase: the standby must lead.
+LEADER_LOST = """\
+apiVersion: chaoskit/v1
+kind: Experiment
+metadata: {{name: leader-lost}}
+target: {{platform: local, lab: {lab}}}
+phases: {{baseline: 2s, recover: 4s}}
+faults:
+  - {{name: leader-down, type: node-loss, mode: kill, target: {{role: scheduler-leader}},
+     start: 2s, duration: 14s}}
+hypothesis:
+  - name: a-scheduler-leads
+    probe: {{type: metrics, service: scheduler, metric: payments_is_leader, interval: 1s}}
+    expect: ">= 1"
+    aggregate: p50
+    phases: [during]
+"""
+
+
+def _run(tmp: Path, template: str, lab: RunningLab, name: str) -> tuple[int, list[dict]]:
+    spec = tmp / f"{name}.yaml"
+    spec.write_text(template.format(lab=lab.dir))
+    out = tmp / f"runs-{name}"
+    done = subprocess.run([sys.executable, "-m", "chaoskit.cli", "run", str(spec), "--seed",
+                           "1", "--display", "plain", "--no-report", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240)
+    (journal,) = out.glob("*/journal.jsonl")
+    result = json.loads(journal.read_text().splitlines()[-1])
+    assert result["audit"]["clean"], done.stdout
+    return done.returncode, [v for v in result["verdicts"] if not v["held"]]
+
+
+@pytest.fixture
+def broken_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningLab]:
+    require_real("toxiproxy-server")
+    running = start_lab(tmp_path, CHAOSKIT_BROKEN=request.param)
+    try:
+        yield running
+    finally:
+        stop_lab(running)
+
+
+@pytest.mark.parametrize("template, name", [(LEASE_HOLDER_LOST, "takeover"),
+                                            (LEADER_LOST, "standby")])
+def test_the_healthy_stack_holds(lab: RunningLab, tmp_path: Path, template: str,
+                                 name: str) -> None:
+    code, failing = _run(tmp_path, template, lab, name)
+    assert (code, failing) == (0, [])
+
+
+@pytest.mark.parametrize("broken_lab, template, item", [
+    ("no-takeover", LEASE_HOLDER_LOST, "refunds-on-schedule"),
+    ("no-standby", LEADER_LOST, "a-scheduler-leads"),
+], indirect=["broken_lab"])
+def test_a_broken_stack_fails_naming_the_item(broken_lab: RunningLab, tmp_path: Path,
+                                              template: str, item: str) -> None:
+    code, failing = _run(tmp_path, template, broken_lab, "broken")
+    assert code == 1
+    assert [v["item"] for v in failing] == [item]
