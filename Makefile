@@ -13,8 +13,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --upgrade pip
-	@$(BIN)/pip install -q -e '.[dev]'
+	@echo "setup: installing chaoskit and its dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/pip install -q --upgrade pip > $(VENV)/install.log 2>&1 && \
+	  $(BIN)/pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 || \
+	  { cat $(VENV)/install.log; echo "setup: pip install failed (log above)" >&2; exit 1; }
 	@touch $(STAMP)
 
 demo: setup
