@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -49,7 +48,7 @@ async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event
     done: list[dict[str, Any]] = []
     fleet = await WorkerFleet.start(plan)
     watcher = asyncio.create_task(_stop_on(stop, fleet))
-    t0 = math.nan
+    t0: float | None = None
     try:
         if not stop.is_set():
             t0 = time.monotonic() + START_MARGIN

@@ -60,7 +60,7 @@ class LoadSummary:
     connections: int
     run_seconds: float
     cpu_seconds: float      # CPU time the workers used while running (user + system)
-    started_at: float       # time.monotonic() of run second 0 (NaN if stopped before start)
+    started_at: float | None  # time.monotonic() of run second 0 (None: stopped before start)
     series: list[dict[str, Any]] = field(default_factory=list)
 
     def achieved_rate(self) -> float:
@@ -121,7 +121,7 @@ class WindowMerger:
 
 
 def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
-              run_seconds: float, started_at: float) -> LoadSummary:
+              run_seconds: float, started_at: float | None) -> LoadSummary:
     """The run's summary from the merged series and each worker's final report."""
     series = merger.series
     totals = {name: sum(w[name] for w in series) for name in (*_COUNTS, "late", "timeouts")}

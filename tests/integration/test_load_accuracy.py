@@ -180,3 +180,15 @@ def test_an_unreachable_target_turns_every_arrival_into_a_counted_error() -> Non
     assert summary.started_at > began
     assert time.monotonic() - began < 6.0
     accounted(summary)
+
+
+def test_a_stop_before_the_start_sends_nothing_and_reaps_the_workers(
+        nginx_static: NginxStatic) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    began = time.monotonic()
+    summary = run(load("10s", {"shape": "constant", "rate": 1000}, workers=2), nginx_static.url,
+                  stop=stop)
+    assert summary.intended == summary.sent == 0
+    assert summary.started_at is None
+    assert time.monotonic() - began < 8.0
