@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from ipaddress import IPv4Network
+from pathlib import Path
 
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import addresses, haproxy, nodes, processes, state
+from chaoskit.platforms.local import addresses, cgroups, haproxy, netns, nodes, processes, state
 from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord, logs_dir
 from chaoskit.platforms.local.topology import STACK_SERVICES, instance_id
 
@@ -67,9 +69,13 @@ def stop_service(lab: LabState, process_id: str) -> None:
     state.save(lab)
 
 
-def add_node(lab: LabState) -> NodeRecord:
-    """A new node with a gateway (joining HAProxy's rotation) and a worker (the lease pool)."""
-    name = _unique_node_name(lab)
+def add_node(lab: LabState, name: str | None = None) -> NodeRecord:
+    """A new node with a gateway (joining HAProxy's rotation) and a worker (the lease pool);
+    `name` (node-N) lets a caller pick it ahead, as a journaled intent needs."""
+    name = name or _unique_node_name(lab)
+    if any(n.name == name for n in lab.nodes) or not name.rsplit("-", 1)[-1].isdigit():
+        raise PlatformError(f"cannot add node '{name}': taken, or not named node-N",
+                            hint=f"use a free name such as {next_node_names(lab, 1)[0]}")
     index = int(name.rsplit("-", 1)[1]) - 1  # the number names the address and link: unique
     address = "127.0.0.1"
     if lab.mode == nodes.NETNS:
@@ -92,6 +98,15 @@ def _unique_node_name(lab: LabState) -> str:
     return next(f"node-{i}" for i in range(1, 1000) if f"node-{i}" not in taken)
 
 
+def next_node_names(lab: LabState, count: int) -> list[str]:
+    """Names the next `count` added nodes get: after the highest index in use (deterministic
+    from the lab's state, so a plan can name a node before it exists)."""
+    used = [int(n.name.rsplit("-", 1)[1]) for n in lab.nodes
+            if n.name.rsplit("-", 1)[-1].isdigit()]
+    top = max(used, default=0)
+    return [f"node-{top + i}" for i in range(1, count + 1)]
+
+
 def remove_node(lab: LabState, name: str) -> None:
     """Take a node out of rotation, stop its processes and remove its kernel objects."""
     node = lab.node(name)
@@ -108,3 +123,69 @@ def remove_node(lab: LabState, name: str) -> None:
                             hint="run `chaoskit lab down` to sweep the lab")
     lab.nodes.remove(node)
     state.save(lab)
+
+
+# -- draining: out of rotation without cutting a request -------------------------------------
+def gateway_sessions(socket_path: str, name: str) -> int | None:
+    """Current sessions HAProxy holds to a gateway (None when it has no such server)."""
+    text = haproxy.runtime(socket_path, "show stat")
+    header = text.splitlines()[0].lstrip("# ").split(",") if text else []
+    for line in text.splitlines()[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == "gateways" and row.get("svname") == name:
+            return int(row.get("scur") or 0)
+    return None
+
+
+def drain_gateway(socket_path: str, name: str, timeout: float) -> float:
+    """No new requests to the gateway, wait (bounded) for those in flight, then maintenance;
+    returns the seconds the drain took."""
+    started = time.monotonic()
+    if gateway_sessions(socket_path, name) is None:
+        return 0.0
+    haproxy.runtime(socket_path, f"set server gateways/{name} state drain")
+    while time.monotonic() - started < timeout and gateway_sessions(socket_path, name):
+        time.sleep(0.05)
+    haproxy.runtime(socket_path, f"set server gateways/{name} state maint")
+    return round(time.monotonic() - started, 3)
+
+
+def retire_node(lab: LabState, name: str, drain: float) -> list[str]:
+    """Capacity removed: the node drained out of rotation and its processes stopped, records
+    kept, so `restart_node` and `return_to_rotation` bring it back as it was."""
+    lab.node(name)
+    with contextlib.suppress(OSError):
+        drain_gateway(lab.haproxy_socket, name, drain)
+    stopped = []
+    for record in lab.processes_on(name):
+        processes.signal_group(record.pid, record.started, signal.SIGCONT)
+        if processes.signal_group(record.pid, record.started, signal.SIGTERM):
+            stopped.append(record.id)
+    if processes.wait_gone([p.pid or 0 for p in lab.processes_on(name)], 5.0):
+        nodes.kill(lab, name)
+    return stopped
+
+
+def return_to_rotation(lab: LabState, name: str) -> None:
+    """Out of maintenance; HAProxy's health check puts it back once its gateway answers."""
+    if gateway_sessions(lab.haproxy_socket, name) is not None:
+        haproxy.runtime(lab.haproxy_socket, f"set server gateways/{name} state ready")
+
+
+def entry_states(lab: LabState) -> dict[str, str]:
+    return haproxy.server_states(lab.haproxy_socket)
+
+
+def departed_residue(lab: LabState, name: str) -> list[str]:
+    """What is left of a removed node: its record, HAProxy server, processes, kernel objects."""
+    found = [f"node {name} is still in the lab" for n in lab.nodes if n.name == name]
+    if name in haproxy.server_states(lab.haproxy_socket):
+        found.append(f"HAProxy still has a server {name}")
+    needle = f"CHAOSKIT_NODE={name}\0".encode()
+    for pid in processes.marked(lab.marker):
+        with contextlib.suppress(OSError):
+            if needle in Path(f"/proc/{pid}/environ").read_bytes():
+                found.append(f"process {pid} of node {name} is running")
+    found += [f"cgroup {g} exists" for g in cgroups.node_groups(lab.lab_id, name) if g.exists()]
+    found += [f"netns {n} exists" for n in netns.netns_list() if n == f"ck{lab.lab_id}-{name}"]
+    return found

@@ -13,7 +13,7 @@ import psycopg
 from chaoskit import toxiproxy
 from chaoskit.errors import PermissionMissing, PlatformError
 from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.local import capacity, cgroups, health, nodes, processes, state
+from chaoskit.platforms.local import capacity, cgroups, health, nodes, offline, processes, state
 from chaoskit.platforms.local.state import LabState
 
 ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
@@ -204,14 +204,61 @@ class LocalPlatform:
         with state.locked(self.dir):
             capacity.stop_service(self.lab(), process_id)
 
-    def add_node(self) -> str:
+    def add_node(self, name: str | None = None) -> str:
         """A new node with a gateway in HAProxy's rotation and a worker; returns its name."""
         with state.locked(self.dir):
-            return capacity.add_node(self.lab()).name
+            return capacity.add_node(self.lab(), name).name
+
+    def next_node_names(self, count: int) -> list[str]:
+        return capacity.next_node_names(self.lab(), count)
+
+    def drain_gateway(self, name: str, timeout: float) -> float:
+        """Out of HAProxy's rotation once requests in flight are done (bounded); seconds."""
+        return capacity.drain_gateway(self.lab().haproxy_socket, name, timeout)
+
+    def retire_node(self, name: str, drain: float) -> list[str]:
+        with state.locked(self.dir):
+            return capacity.retire_node(self._for_node_ops(name), name, drain)
+
+    def restore_node(self, name: str) -> list[str]:
+        started = self.restart_node(name)
+        capacity.return_to_rotation(self.lab(), name)
+        return started
+
+    def entry_states(self) -> dict[str, str]:
+        """HAProxy's view of each gateway server ('UP', 'DOWN', 'MAINT', ...)."""
+        return capacity.entry_states(self.lab())
+
+    def departed_residue(self, name: str) -> list[str]:
+        return capacity.departed_residue(self.lab(), name)
 
     def remove_node(self, name: str) -> None:
         with state.locked(self.dir):
             capacity.remove_node(self.lab(), name)
+
+    def start_offline(self, node: str, tag: str, work: offline.OfflineWork) -> str:
+        """Offline work on a node, tagged so it is found again by the fault that started it."""
+        with state.locked(self.dir):
+            return offline.start(self._for_node_ops(node), node, tag, work).id
+
+    def offline_processes(self, tag: str) -> list[offline.OfflineProcess]:
+        return offline.describe(self.lab(), tag)
+
+    def stop_offline(self, tag: str) -> list[str]:
+        with state.locked(self.dir):
+            return offline.stop(self.lab(), tag)
+
+    def offline_residue(self, tag: str) -> list[str]:
+        return offline.residue(self.lab(), tag)
+
+    def offline_isolation(self) -> str:
+        """How isolation is done here: 'cgroup cpu.shares 2' (netns nodes) or 'nice 19'."""
+        return offline.isolation_mechanism(self.lab())
+
+    def process_cpu_seconds(self, process_id: str) -> float:
+        """CPU seconds used so far by a lab process and its children (live ones)."""
+        record = self.lab().process(process_id)
+        return offline.cpu_seconds(record.pid if record else None)
 
     def node_cgroup(self, node: str, controller: str) -> str | None:
         """The node's cgroup directory for a v1 controller (cpu, cpuset, memory, freezer);
