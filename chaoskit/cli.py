@@ -115,6 +115,9 @@ def _dry_run(experiment: Any, seed: int | None) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     from chaoskit.engine.watchdog import recover_journal
+    if args.cluster:  # no journal needed: what chaoskit changed is marked on the cluster
+        from chaoskit.platforms.kubernetes.recovery import recover_command
+        return recover_command(args.namespace, args.context, args.run)
     journal = Path(args.journal) if args.journal else _latest_open_journal(Path(args.out))
     ok = asyncio.run(recover_journal(journal, "chaoskit recover"))
     print(f"{journal}: " + ("every applied fault is reverted and the audit is clean" if ok
@@ -190,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="revert what a dead run left applied")
     p.add_argument("journal", nargs="?", help="journal.jsonl (default: newest unfinished run)")
     p.add_argument("--out", default="runs", help="where to look for runs (default: runs/)")
+    p.add_argument("--cluster", action="store_true",
+                   help="revert what chaoskit marked on the Kubernetes cluster (no journal)")
+    p.add_argument("--namespace", action="append", default=[], metavar="NS",
+                   help="with --cluster: a namespace to clean (repeatable; default: context's)")
+    p.add_argument("--context", help="with --cluster: kubeconfig context (default: current)")
+    p.add_argument("--run", help="with --cluster: only this run id's changes")
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("report", help="verdict table and HTML report from a journal")

@@ -72,3 +72,33 @@ def _namespace(cluster: ClusterApi, namespace: str, run: str | None) -> list[str
             undone.append(f"scaled Deployment {namespace}/{item.name} back to "
                           f"{facts['restored']}")
     return undone
+
+
+def recover_command(namespaces: list[str], context: str | None, run: str | None) -> int:
+    """`chaoskit recover --cluster`: print what was undone and what is left; exit 0 when clean."""
+    from chaoskit.platforms.kubernetes.kube import KubeCluster, api_client
+
+    api = api_client(None, context)
+    names = tuple(namespaces) or (_context_namespace(context),)
+    with api:
+        result = recover(KubeCluster(api), names, run)
+    for line in result.undone:
+        print(f"undone: {line}")
+    for line in result.left:
+        print(f"still there: {line}")
+    which = f"run {run}" if run else "any run"
+    print(f"cluster ({', '.join(names)}): " + (f"nothing of {which} is left" if result.clean
+                                                else "some changes could not be undone"))
+    return 0 if result.clean else 4
+
+
+def _context_namespace(context: str | None) -> str:
+    """The namespace of the kubeconfig context (what kubectl would use), else `default`."""
+    from kubernetes import config
+
+    try:
+        contexts, active = config.list_kube_config_contexts()
+    except (config.ConfigException, OSError):
+        return "default"
+    chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+    return str((chosen or {}).get("context", {}).get("namespace") or "default")
