@@ -8,7 +8,9 @@ Figures: wall-clock requests/s (what each tool achieved on its core) and request
 second (the same, normalised by the CPU the client actually got: fair when other work shares
 the machine). chaoskit's figure is its maximum *sustained open-model* rate: requests actually
 sent in every second within 1% of the schedule, nothing dropped, no errors, and the schedule
-keeping up (lag p99 <= 100 ms: past its capacity the lag grows by the second).
+keeping up (lag p99 <= 100 ms: past its capacity the lag grows by the second). Every figure
+is the best of two runs: on a 2-core box shared with other work, a burst of it on the client
+core can spoil a run, but it cannot make one look better than the tool is.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -43,6 +45,8 @@ SEARCH_CEILING = 320_000.0
 BISECTIONS = 4
 LAG_P99_LIMIT_MS = 100.0  # overload makes lag grow without bound; this only bounds noise
 SERVER_CPU, CLIENT_CPU = 0, 1
+ATTEMPTS = 2            # every figure is the best of this many runs (see best_of)
+T = TypeVar("T")
 
 LOCUSTFILE = """\
 from locust import task
@@ -168,18 +172,26 @@ def test_bench_open_model_rate_against_wrk_and_locust(tmp_path: Path) -> None:
     assert figures["max"] > 0.0, "chaoskit did not sustain even the first trial: see the log"
 
 
+def best_of(attempts: int, run: Callable[[], T], score: Callable[[T], float]) -> T:
+    """The best of a few attempts: other work on a shared machine can spoil one, never help."""
+    results = [run() for _ in range(attempts)]
+    return max(results, key=score)
+
+
 def measure(nginx: NginxStatic, tmp_path: Path, deadline: float,
             lines: list[str]) -> dict[str, Any]:
-    wrk = bench_wrk(nginx.url)
-    locust = bench_locust(nginx.url, tmp_path)
+    wrk = best_of(ATTEMPTS, lambda: bench_wrk(nginx.url), lambda r: r["rps"])
+    locust = best_of(ATTEMPTS, lambda: bench_locust(nginx.url, tmp_path), lambda r: r["rps"])
     with pinned({CLIENT_CPU}):
-        best, best_per_cpu, log = search_max(nginx.url, deadline - 20)
+        best, best_per_cpu, log = search_max(nginx.url, deadline - 25)
         lines += log
         target = 0.8 * (best or SEARCH_START)
-        steady = drive_constant(nginx.url, 5, {"shape": "constant", "rate": target})
-        spike = drive_constant(nginx.url, 3, {"shape": "constant", "rate": 0.1 * target},
-                               {"shape": "spike", "at": "1s", "rate": 0.9 * target,
-                                "hold": "1s"})
+        steady = best_of(ATTEMPTS, lambda: drive_constant(
+            nginx.url, 5, {"shape": "constant", "rate": target}), lambda s: -rate_error(s))
+        spike = best_of(ATTEMPTS, lambda: drive_constant(
+            nginx.url, 3, {"shape": "constant", "rate": 0.1 * target},
+            {"shape": "spike", "at": "1s", "rate": 0.9 * target, "hold": "1s"}),
+            lambda s: spike_window(s, 1.0)["sent"])
     first = spike_window(spike, 1.0)
     return {"wrk": wrk, "locust": locust, "max": best, "max_per_cpu": best_per_cpu,
             "target": target, "steady": steady,
@@ -215,7 +227,8 @@ def print_table(f: dict[str, Any], lines: list[str]) -> None:
         ("  spike run schedule lag p99", f"{f['spike'].lag_ms['p99']} ms"),
     ]
     width = max(len(name) for name, _ in rows)
-    print("\n\nchaoskit load bench (nginx pinned to core 0, clients to core 1)")
+    print("\n\nchaoskit load bench (nginx pinned to core 0, clients to core 1, best of "
+          f"{ATTEMPTS} runs each)")
     print("\n".join(lines))
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
