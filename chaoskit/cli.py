@@ -132,7 +132,7 @@ def _latest_open_journal(runs: Path) -> Path:
         if result(read_journal(journal)) is None:
             return journal
     raise JournalError(f"no unfinished run under {runs}/",
-                       hint="pass the journal to recover: chaoskit recover runs/<run>/journal.jsonl")
+                       hint="name the journal: chaoskit recover runs/<run>/journal.jsonl")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
-"""chaoskit's own Prometheus metrics for game-day dashboards: phase, active faults, trips, verdicts."""
+"""chaoskit's own Prometheus metrics for game-day dashboards: phase, faults, trips, verdicts."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, start_http_server
@@ -56,11 +57,9 @@ class RunExporter:
 
     def _push(self) -> None:
         if self.pushgateway:
-            try:
+            with contextlib.suppress(OSError):  # a dashboard outage must not fail a game day
                 push_to_gateway(self.pushgateway, job="chaoskit", registry=self.registry,
                                 grouping_key={"experiment": self.experiment}, timeout=2)
-            except OSError:
-                pass  # a dashboard outage must not fail a game day
 
     def close(self) -> None:
         if self.server is not None:

@@ -64,7 +64,8 @@ def read_journal(path: str | Path) -> list[Record]:
         except json.JSONDecodeError:
             if number != len(lines):
                 raise JournalError(f"{path}:{number}: not a journal record",
-                                   hint="the file is damaged; recover from the last good line")
+                                   hint="the file is damaged; recover from the last good line"
+                                   ) from None
     if not records or records[0].get("kind") != "header":
         raise JournalError(f"{path} is not a chaoskit journal (no header record)",
                            hint="pass the journal.jsonl written by `chaoskit run`")

@@ -1,4 +1,4 @@
-"""The runner's lease: a heartbeat file the watchdog watches to tell a live runner from a dead one."""
+"""The runner's lease: a heartbeat file that tells the watchdog a live runner from a dead one."""
 
 from __future__ import annotations
 

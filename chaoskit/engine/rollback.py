@@ -1,4 +1,4 @@
-"""Revert what a journal shows applied and audit that nothing is left: shared by run, recover, watchdog."""
+"""Revert what a journal shows applied, and audit that nothing is left (run, recover, watchdog)."""
 
 from __future__ import annotations
 

@@ -19,11 +19,12 @@ from typing import Any
 
 from chaoskit.engine import lease, watchdog
 from chaoskit.engine.faultline import FaultLine, plan_faults
-from chaoskit.engine.journal import JournalWriter, Record
+from chaoskit.engine.journal import JournalWriter, Record, read_journal
 from chaoskit.engine.preflight import scope_problems
-from chaoskit.engine.rollback import audit
+from chaoskit.engine.rollback import audit, driver_for
 from chaoskit.engine.sampling import Sampler, SamplingLoop, build_samplers
 from chaoskit.errors import PreflightError
+from chaoskit.faults.base import PreflightChecks
 from chaoskit.platforms import platform_for
 from chaoskit.probes.base import ProbeContext
 from chaoskit.report import verdict as verdicts
@@ -112,17 +113,13 @@ class Run:
         problems = list(await self.platform.preflight())
         problems += scope_problems(self.experiment, self.faultline.planned)
         for pf in self.faultline.planned:
-            driver = self._driver(pf.type)
-            if hasattr(driver, "preflight"):
+            driver = driver_for(pf.type, self.platform)
+            if isinstance(driver, PreflightChecks):
                 problems += [f"{pf.name}: {p}" for p in await driver.preflight(pf.intent)]
         if problems:
             raise PreflightError("preflight failed: " + "; ".join(problems),
                                  hint="fix the target or the experiment's scope; nothing was "
                                       "injected")
-
-    def _driver(self, fault_type: str) -> Any:
-        from chaoskit.engine.rollback import driver_for
-        return driver_for(fault_type, self.platform)
 
     async def _inject(self) -> None:
         t0 = time.monotonic()
@@ -190,7 +187,7 @@ class Run:
         for name in SIGNAL_EXIT:
             loop.add_signal_handler(getattr(signal, name), self._on_signal, name)
         stop_lease = asyncio.Event()
-        lease.beat(self.lease_path)  # before the watchdog looks: a missing lease means a dead runner
+        lease.beat(self.lease_path)  # before the watchdog looks: no lease reads as a dead runner
         heart = asyncio.create_task(lease.keep_alive(self.lease_path, stop_lease))
         guard = watchdog.spawn(self.journal.path, self.lease_path, os.getpid()) \
             if self.options.watchdog else None
@@ -246,7 +243,6 @@ class Run:
         return RunResult(status, code, self.run_dir, self.journal.path, judged, message)
 
     def _records(self) -> list[Record]:
-        from chaoskit.engine.journal import read_journal
         self.journal.sync()
         return read_journal(self.journal.path)
 

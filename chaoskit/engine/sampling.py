@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,5 @@ class SamplingLoop:
 
     async def close_probes(self) -> None:
         for sampler in self.samplers:
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort at the end of a run
                 await sampler.probe.close()
-            except Exception:  # noqa: BLE001, S110 - closing is best effort at the end of a run
-                pass
