@@ -54,10 +54,33 @@ def running_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[
     return [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
 
 
-def test_pods_run_on_simulated_nodes_and_are_rescheduled_after_deletion(
-        control_plane: ControlPlane, api: Any) -> None:
+def namespace_gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except client.ApiException as error:
+        return error.status == 404
+    return False
+
+
+def remove_namespace(api: Any, name: str) -> None:
+    """Delete a namespace and wait until the namespace controller has emptied and removed it."""
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": SMOKE}})
+    core.delete_namespace(name)
+    # simulated pods need no grace period; waiting out theirs would only slow the suite
+    core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    eventually(lambda: namespace_gone(core, name), timeout=90)
+
+
+@pytest.fixture
+def smoke_namespace(api: Any) -> Iterator[str]:
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": SMOKE}})
+    yield SMOKE
+    remove_namespace(api, SMOKE)  # the session's control plane is shared with other tests
+
+
+def test_pods_run_on_simulated_nodes_and_are_rescheduled_after_deletion(
+        control_plane: ControlPlane, api: Any, smoke_namespace: str) -> None:
+    core = client.CoreV1Api(api)
     eventually(lambda: core.list_namespaced_service_account(SMOKE).items)  # pods need `default`
     client.AppsV1Api(api).create_namespaced_deployment(SMOKE, deployment("web", 3))
 
@@ -88,8 +111,8 @@ def wait_running(core: client.CoreV1Api, namespace: str, labels: dict[str, str],
 
 
 @pytest.fixture(scope="module")
-def lab(control_plane: ControlPlane) -> list[dict[str, Any]]:
-    """k8s/overlays/lab, rendered by kustomize and created on the control plane."""
+def lab(control_plane: ControlPlane) -> Iterator[list[dict[str, Any]]]:
+    """k8s/overlays/lab, rendered by kustomize, created on the control plane, removed after."""
     from tests.fixtures.control_plane import kustomize_build
 
     docs = kustomize_build(ROOT / "k8s" / "overlays" / "lab")
@@ -98,7 +121,21 @@ def lab(control_plane: ControlPlane) -> list[dict[str, Any]]:
         client.CoreV1Api(api_client).create_persistent_volume(LEDGER_VOLUME)
         for doc in docs:
             utils.create_from_dict(api_client, doc)
-    return docs
+        yield docs
+        remove_cluster_objects(api_client, docs)
+
+
+def remove_cluster_objects(api: Any, docs: list[dict[str, Any]]) -> None:
+    """Undo the lab: its namespace (with everything in it), then what lives outside one."""
+    remove_namespace(api, "payments")
+    rbac, scheduling = client.RbacAuthorizationV1Api(api), client.SchedulingV1Api(api)
+    delete = {"ClusterRole": rbac.delete_cluster_role,
+              "ClusterRoleBinding": rbac.delete_cluster_role_binding,
+              "PriorityClass": scheduling.delete_priority_class}
+    for doc in docs:
+        if doc["kind"] in delete:
+            delete[doc["kind"]](doc["metadata"]["name"])
+    client.CoreV1Api(api).delete_persistent_volume(LEDGER_VOLUME["metadata"]["name"])
 
 
 def test_the_lab_manifests_apply_and_every_workload_runs(
