@@ -3,7 +3,7 @@
     faults:
       - name: batch-at-8pm
         type: colocate
-        target: {node: all}       # or {node: node-1}, {node: any} (seeded), {role: gateway}
+        target: {node: "*"}       # every node; or node-1, any (seeded), {role: gateway}
         work: reconciliation      # the stack's real offline job, or `burner` (synthetic)
         isolation: true           # offline weighted low: cpu.shares 2 vs 1024 (nice 19 w/o root)
         units: 3000               # reconciliation: units of work (~10 ms of CPU each)
@@ -25,6 +25,7 @@ import contextlib
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatch
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
@@ -39,7 +40,8 @@ from chaoskit.spec.units import PositiveDuration
 
 PROGRESS = "payments_offline_progress_ratio"
 POLL = 0.25
-SAMPLE_S = 3.0  # how long measure_effect watches the burner's CPU use
+SAMPLE_S = 3.0  # how long measure_effect watches the offline CPU use
+TIMELINE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,14 @@ class Colocate:
 
 
 def resolve_nodes(platform: Any, target: dict[str, Any], rng: random.Random) -> list[str]:
-    """{node: all} -> every node; otherwise one node as node-loss resolves it."""
-    if target == {"node": "all"}:
-        return sorted(n.name for n in platform.nodes())
+    """{node: PATTERN} ('*', 'node-[12]') -> every matching node; otherwise one node, as
+    node-loss resolves it ({node: NAME}, {node: any}, {role: ROLE})."""
+    pattern = str(target.get("node", ""))
+    if len(target) == 1 and any(c in pattern for c in "*?["):
+        names = sorted(n for n in (n.name for n in platform.nodes()) if fnmatch(n, pattern))
+        if not names:
+            raise FaultError(f"no node matches '{pattern}'", hint="see `chaoskit lab status`")
+        return names
     return [resolve_node(platform, target or {"role": "gateway"}, rng)]
 
 
@@ -222,6 +229,7 @@ async def _scrape(http: httpx.AsyncClient, url: str) -> float | None:
 async def watch_progress(platform: Any, tag: str, window: float) -> dict[str, Any]:
     """Follow the job until done, its window over, or it is gone; did it make its window?"""
     last: dict[str, float | None] = {}
+    timeline: list[tuple[float, float]] = []  # (seconds since its start, mean progress)
     while True:
         found = await asyncio.to_thread(platform.offline_processes, tag)
         jobs = [p for p in found if p.metrics_url]
@@ -229,12 +237,23 @@ async def watch_progress(platform: Any, tag: str, window: float) -> dict[str, An
             return {"finished": None, "progress": last}
         now = await read_progress(jobs)
         last.update({k: v for k, v in now.items() if v is not None})
+        _note(timeline, jobs, last)
         done = all((last.get(p.id) or 0.0) >= 1.0 for p in jobs)
         deadline = min(p.started_at or time.time() for p in jobs) + window
         if done or time.time() > deadline or not any(p.alive for p in jobs):
             return {"finished": done, "finished_in_window": done and time.time() <= deadline,
-                    "progress": last, "window_left_s": round(deadline - time.time(), 2)}
+                    "progress": last, "window_left_s": round(deadline - time.time(), 2),
+                    "timeline": timeline}
         await asyncio.sleep(POLL)
+
+
+def _note(timeline: list[tuple[float, float]], jobs: list[OfflineProcess],
+          last: dict[str, float | None]) -> None:
+    """A progress point every TIMELINE_S seconds: how the batch yielded, then caught up."""
+    since = time.time() - min(p.started_at or time.time() for p in jobs)
+    if not timeline or since - timeline[-1][0] >= TIMELINE_S:
+        mean = sum(last.get(p.id) or 0.0 for p in jobs) / len(jobs)
+        timeline.append((round(since, 1), round(mean, 3)))
 
 
 async def offline_cores(platform: Any, found: list[OfflineProcess]) -> float:

@@ -151,11 +151,22 @@ def stop(lab: LabState, tag: str) -> list[str]:
     for process_id in stopped:
         capacity.stop_service(lab, process_id)
     processes.kill_all(tagged_pids(lab, tag), grace=1.0)
-    left = cgroups.remove(_existing_groups(lab, tag))
+    groups = _existing_groups(lab, tag)
+    _empty(groups, timeout=5.0)
+    left = cgroups.remove(groups)
     if left:
         raise PlatformError(f"offline groups left behind: {'; '.join(left)}",
                             hint="revert again; `chaoskit lab down` sweeps the lab")
     return stopped
+
+
+def _empty(groups: list[Path], timeout: float) -> None:
+    """Kill what is still in the groups and wait until the kernel lets them go (an exiting
+    task keeps its group busy for a moment, and rmdir would fail)."""
+    deadline = time.monotonic() + timeout
+    while any(cgroups.members(g) for g in groups) and time.monotonic() < deadline:
+        processes.kill_all([p for g in groups for p in cgroups.members(g)], grace=0.5)
+        time.sleep(0.02)
 
 
 def residue(lab: LabState, tag: str) -> list[str]:
