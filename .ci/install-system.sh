@@ -2,7 +2,10 @@
 # Installs the real servers chaoskit drives: idempotent, cached outside the repo.
 #   Debian packages: haproxy nginx-light wrk chromium prometheus iproute2 (as root)
 #   toxiproxy-server v2.12.0 built with `go install` into ~/.cache/chaoskit/bin
+#   kustomize, and the test control plane (kube-apiserver, controller-manager, scheduler, etcd,
+#   kwok) built from our Go modules into ~/.cache/chaoskit/k8s-v*/ (cold: ~10-25 min, then cached)
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 CACHE="${CHAOSKIT_CACHE:-$HOME/.cache/chaoskit}"
 BIN="$CACHE/bin"
@@ -47,5 +50,12 @@ install_toxiproxy() {
   rm -rf "$tmp"
 }
 
+install_kubernetes_tools() {
+  # Set-up owns the machine here, so build with both cores (the scripts default to one).
+  GOMAXPROCS="${GOMAXPROCS:-2}" "$ROOT/k8s/install-kustomize.sh"
+  GOMAXPROCS="${GOMAXPROCS:-2}" GO_BUILD_P="${GO_BUILD_P:-2}" "$ROOT/tests/k8s-control-plane/build.sh"
+}
+
 install_debian
 install_toxiproxy
+install_kubernetes_tools

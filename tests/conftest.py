@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.nginx",
     "tests.fixtures.prometheus",
     "tests.fixtures.lab",
+    "tests.fixtures.control_plane",
     "pytester",
 ]
 
