@@ -25,7 +25,9 @@ def api_client(kubeconfig: str | None, context: str | None) -> client.ApiClient:
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
+        # KUBECONFIG read now: the client reads it once at import, before a caller may set it
+        files = kubeconfig or os.environ.get("KUBECONFIG") or None
+        return config.new_client_from_config(config_file=files, context=context)
     except (config.ConfigException, OSError) as exc:
         raise PlatformError(f"cannot load Kubernetes credentials: {exc}",
                             hint="set target.kubeconfig/context, or KUBECONFIG, or run in a pod "

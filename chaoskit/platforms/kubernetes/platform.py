@@ -151,8 +151,14 @@ class KubernetesPlatform:
     def _leader(self) -> str | None:
         import psycopg
 
-        with psycopg.connect(self.database_url(), connect_timeout=3, autocommit=True) as conn:
-            row = conn.execute(_LEADER).fetchone()
+        try:
+            with psycopg.connect(self.database_url(), connect_timeout=3,
+                                 autocommit=True) as conn:
+                row = conn.execute(_LEADER).fetchone()
+        except psycopg.Error as exc:
+            raise PlatformError(f"cannot ask the ledger which scheduler leads: {exc}",
+                                hint="port-forward the database (target.database) or target "
+                                     "{node: NAME} instead of the leader's role") from exc
         return str(row[0]) if row else None
 
     def supports(self, mode: str) -> bool:
