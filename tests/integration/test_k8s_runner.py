@@ -4,8 +4,14 @@ elsewhere (the API server's own RBAC decides), and the load Indexed Job created 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +155,62 @@ def arrivals_of(plan_json: str, index: int, workers: int | None = None) -> int:
     schedule = ArrivalSchedule(plan.curve(), seed=plan.seed, weights=plan.weights, worker=index,
                                workers=workers or plan.workers)
     return sum(1 for _ in schedule)
+
+
+class Gateway(BaseHTTPRequestHandler):
+    """Answers every payment 200 on a kept-alive connection: the pods' target, on loopback."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_load_pods_report_through_configmaps_and_the_runner_merges_them(
+        as_runner: KubernetesPlatform, runner: Path, gateway: str, api: Any) -> None:
+    """KWOK runs no containers, so the three indexed pods run here as processes, each with the
+    environment the cluster stored for the Job plus its index, and the runner's credentials."""
+    spec = LoadSpec.model_validate({"duration": "2s", "workers": 1, "max_in_flight": 200,
+                                    "profile": [{"shape": "constant", "rate": "150/s"}]})
+    plan = plan_for(spec, gateway, seed=5, ack_path=None)
+    job = as_runner.start_load_job(plan, pods=3, image="chaoskit/payment-stack:0.1.0",
+                                   start_at=time.time() + 4)
+    stored = client.BatchV1Api(api).read_namespaced_job(job, NS)
+    env = {e.name: e.value for e in stored.spec.template.spec.containers[0].env}
+    pods = [subprocess.Popen(
+        [sys.executable, "-m", "chaoskit.platforms.kubernetes.load_pod"],
+        env={**os.environ, **env, "JOB_COMPLETION_INDEX": str(index), "KUBECONFIG": str(runner),
+             "POD_NAMESPACE": NS, "PYTHONPATH": str(ROOT)}) for index in range(3)]
+    try:
+        assert [p.wait(timeout=60) for p in pods] == [0, 0, 0]
+    finally:
+        for pod in pods:
+            if pod.poll() is None:
+                pod.kill()
+    merged = as_runner.collect_load(job, pods=3, timeout=10)
+    whole = arrivals_of(plan.to_json(), 0, workers=1)
+    assert merged["missing"] == [] and merged["indexes"] == [0, 1, 2]
+    assert merged["intended"] == whole == pytest.approx(300, abs=2)  # the asked rate, in total
+    assert merged["ok"] == merged["sent"] == whole and merged["errors"] == 0
+    assert merged["latency_ms"]["p50"] is not None
+    leftovers = client.CoreV1Api(api).list_namespaced_config_map(
+        NS, label_selector=f"chaoskit.io/load-job={job}").items
+    assert leftovers == []

@@ -40,14 +40,16 @@ class PodView:
 
 @dataclass(frozen=True)
 class ObjectView:
-    """Any namespaced object chaoskit created or marked (policies, Jobs, Deployments)."""
+    """A namespaced object chaoskit creates, marks or reads (policies, Jobs, workloads, reports)."""
 
     kind: str
     name: str
     namespace: str
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    replicas: int | None = None
+    replicas: int | None = None       # workloads: asked for
+    ready: int | None = None          # workloads: ready now
+    data: dict[str, str] = field(default_factory=dict)  # ConfigMaps
 
 
 @dataclass(frozen=True)

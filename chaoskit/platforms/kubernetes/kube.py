@@ -52,6 +52,16 @@ def _pod(item: Any) -> PodView:
                    item.metadata.deletion_timestamp is not None)
 
 
+def _object(kind: str, item: Any) -> ObjectView:
+    spec, status = getattr(item, "spec", None), getattr(item, "status", None)
+    workload = kind in ("Deployment", "StatefulSet")
+    ready = (getattr(status, "ready_replicas", None) or 0) if workload else None
+    return ObjectView(kind, item.metadata.name, item.metadata.namespace,
+                      dict(item.metadata.labels or {}), dict(item.metadata.annotations or {}),
+                      getattr(spec, "replicas", None), ready,
+                      dict(getattr(item, "data", None) or {}))
+
+
 class KubeCluster:
     """The calls chaoskit makes, nothing else; 404 on delete counts as done (idempotent)."""
 
@@ -95,7 +105,8 @@ class KubeCluster:
 
     def _verbs(self, kind: str) -> tuple[Any, str]:
         apis = {"NetworkPolicy": (self.net, "network_policy"), "Job": (self.batch, "job"),
-                "Deployment": (self.apps, "deployment")}
+                "Deployment": (self.apps, "deployment"),
+                "StatefulSet": (self.apps, "stateful_set"), "ConfigMap": (self.core, "config_map")}
         if kind not in apis:
             raise PlatformError(f"chaoskit does not manage {kind} objects",
                                 hint="a bug: report it")
@@ -104,9 +115,7 @@ class KubeCluster:
     def list_objects(self, kind: str, namespace: str, selector: str = "") -> list[ObjectView]:
         api, noun = self._verbs(kind)
         items = getattr(api, f"list_namespaced_{noun}")(namespace, label_selector=selector).items
-        return [ObjectView(kind, i.metadata.name, i.metadata.namespace,
-                           dict(i.metadata.labels or {}), dict(i.metadata.annotations or {}),
-                           getattr(getattr(i, "spec", None), "replicas", None)) for i in items]
+        return [_object(kind, i) for i in items]
 
     def create_object(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         api, noun = self._verbs(kind)

@@ -20,6 +20,7 @@ START_ENV = "CHAOSKIT_LOAD_START"   # wall-clock epoch seconds every pod starts 
 REPORT_ENV = "CHAOSKIT_LOAD_REPORT"  # ConfigMap name prefix for the pods' reports
 LOAD_JOB = "chaoskit.io/load-job"    # label on the Job, its pods and their report ConfigMaps
 REPORT_KEY = "report.json"
+COUNTS = ("intended", "sent", "ok", "errors", "dropped")  # summed over a pod's windows
 
 
 def index_shares(total: int, workers: int) -> list[int]:
@@ -57,7 +58,7 @@ def plan_of(job: dict[str, Any], index: int) -> LoadPlan:
 
 def report_configmap(job: str, index: int, report: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"{job}-{index}", "labels": {LOAD_JOB: job, MANAGED: "true"}},
+            "metadata": {"name": f"{job}-{index}", "labels": {LOAD_JOB: job}},
             "data": {REPORT_KEY: json.dumps(report, separators=(",", ":"))}}
 
 
@@ -67,7 +68,9 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
     latency = merged_counts([r["latency"] for r in reports])
     lag = merged_counts([r["lag"] for r in reports])
-    return {"pods": len(reports), "acknowledged": sum(r["acks"] for r in reports),
+    totals = {name: sum(r.get("totals", {}).get(name, 0) for r in reports) for name in COUNTS}
+    return {"pods": len(reports), "indexes": sorted(r.get("index", -1) for r in reports),
+            **totals, "acknowledged": sum(r["acks"] for r in reports),
             "connections": sum(r["connections"] for r in reports),
             "cpu_seconds": sum(r["cpu_seconds"] for r in reports),
             "latency_ms": latency_ms(latency), "lag_ms": latency_ms(lag)}

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from chaoskit.load.plan import LoadPlan
-from chaoskit.platforms.kubernetes.load_job import PLAN_ENV, REPORT_ENV, START_ENV
+from chaoskit.platforms.kubernetes.load_job import COUNTS, PLAN_ENV, REPORT_ENV, START_ENV
 
 
 def run_share(plan: LoadPlan, start_at: float) -> dict[str, Any]:
@@ -27,15 +27,19 @@ def run_share(plan: LoadPlan, start_at: float) -> dict[str, Any]:
     worker.stdin.write(plan.to_json() + "\n")
     worker.stdin.flush()
     report: dict[str, Any] = {}
+    totals = dict.fromkeys(COUNTS, 0)
     for line in worker.stdout:
         message = json.loads(line)
-        if message.get("type") == "ready":
+        if message.get("type") == "window":  # per-flow lists; the runner wants the sums
+            for name in COUNTS:
+                totals[name] += sum(message[name])
+        elif message.get("type") == "ready":
             # monotonic clocks differ between machines; the wall clock is what pods share
             t0 = time.monotonic() + max(0.0, start_at - time.time())
             worker.stdin.write(f"go {t0}\n")
             worker.stdin.flush()
         elif message.get("type") == "done":
-            report = message
+            report = {**message, "totals": totals, "index": plan.worker}
             break
     worker.stdin.close()
     worker.wait(timeout=30)

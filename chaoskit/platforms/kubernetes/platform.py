@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
 from typing import Any
 
 from chaoskit.errors import PlatformError
+from chaoskit.load.plan import LoadPlan
 from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.kubernetes import nodeops, permissions, workloads
+from chaoskit.platforms.kubernetes import load_job, nodeops, permissions, workloads
 from chaoskit.platforms.kubernetes.cluster import ClusterApi, PodScope, PodView
 
 ROLES = {  # role -> the pods whose node is that role's node
@@ -229,6 +231,37 @@ class KubernetesPlatform:
     def offline_residue(self, fault: str) -> list[str]:
         return [f"Job {self.namespace}/{j} remains"
                 for j in workloads.colocated(self.cluster, self.namespace, fault)]
+
+    # -- load from many machines ----------------------------------------------------------
+    def start_load_job(self, plan: LoadPlan, *, pods: int, image: str, start_at: float,
+                       name: str | None = None) -> str:
+        """Create the load Indexed Job (pods start sending at wall-clock `start_at`)."""
+        name = name or f"chaoskit-load-{secrets.token_hex(3)}"
+        job = load_job.load_job(plan, name=name, pods=pods, image=image, run=self.run,
+                                start_at=start_at)
+        self.cluster.create_object("Job", self.namespace, job)
+        return name
+
+    def collect_load(self, job: str, pods: int, timeout: float) -> dict[str, Any]:
+        """Wait for the pods' report ConfigMaps, merge them, then remove Job and reports.
+        `missing` lists the indexes that did not report in time."""
+        deadline = time.monotonic() + timeout
+        reports = self._load_reports(job)
+        while len(reports) < pods and time.monotonic() < deadline:
+            time.sleep(0.5)
+            reports = self._load_reports(job)
+        merged = load_job.merge_reports(list(reports.values()))
+        merged["missing"] = sorted(set(range(pods)) - set(reports))
+        self.cluster.delete_object("Job", self.namespace, job)
+        for index in reports:
+            self.cluster.delete_object("ConfigMap", self.namespace, f"{job}-{index}")
+        return merged
+
+    def _load_reports(self, job: str) -> dict[int, dict[str, Any]]:
+        maps = self.cluster.list_objects("ConfigMap", self.namespace, f"{load_job.LOAD_JOB}={job}")
+        reports = [json.loads(m.data[load_job.REPORT_KEY]) for m in maps
+                   if load_job.REPORT_KEY in m.data]
+        return {int(r["index"]): r for r in reports}
 
     # -- preflight -------------------------------------------------------------------------
     async def preflight(self) -> list[str]:
