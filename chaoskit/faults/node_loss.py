@@ -88,6 +88,10 @@ class NodeLoss:
 
     async def measure_effect(self, intent: Intent) -> dict[str, Any]:
         """Seconds until the stack recovered without the node (waits up to recovery_timeout)."""
+        watch_recovery = getattr(self.platform, "watch_recovery", None)
+        if watch_recovery is not None:  # a cluster heals itself: its controllers' view
+            return dict(await watch_recovery(intent["node"], intent["mode"],
+                                             float(intent["recovery_timeout"])))
         watch = self._watches.get(intent["fault"])
         if watch is None:
             before = await counters(self.platform, exclude=intent["node"])

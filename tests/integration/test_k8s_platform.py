@@ -238,6 +238,9 @@ def test_shipped_experiment_dry_runs_then_its_faults_inject_and_revert(
         assert asyncio.run(driver.preflight(planned.intent)) == []
         facts = asyncio.run(driver.inject(planned.intent))
         check_effect(planned.type, planned.intent, facts, api)
+        if planned.type == "node-loss":  # the cluster healed: measured, not assumed
+            effect = asyncio.run(driver.measure_effect(planned.intent))
+            assert effect["recovered"] and effect["waiting_for"] == [], effect
         asyncio.run(driver.revert(planned.intent))
         assert asyncio.run(driver.verify_reverted(planned.intent)) == []
     assert all(node_clean(api, n) for n in stack.nodes)

@@ -89,7 +89,7 @@ class FakeCluster:
     def list_objects(self, kind: str, namespace: str, selector: str = "") -> list[ObjectView]:
         key, _, value = selector.partition("=")
         return [ObjectView(kind, name, namespace, dict(o["labels"]), dict(o["annotations"]),
-                           o.get("replicas"))
+                           o.get("replicas"), o.get("ready"))
                 for (k, name), o in sorted(self.objects.items())
                 if k == kind and (not key or o["labels"].get(key) == value)]
 
@@ -126,7 +126,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
                             ("scheduler-a", "n1", "scheduler"), ("postgres-0", "n1", "postgres"),
                             ("worker-a", "n3", "worker")]:
         fake.add_pod(name, node, app)
-    fake.objects[("Deployment", "gateway")] = {"labels": {}, "annotations": {}, "replicas": 2}
+    fake.objects[("Deployment", "gateway")] = {"labels": {}, "annotations": {}, "replicas": 2,
+                                               "ready": 2}
     return fake
 
 
@@ -264,3 +265,18 @@ def test_cluster_recovery_undoes_every_mark_of_one_run_only(
     assert cluster.nodes["n1"]["annotations"][RUN] == "run-2"  # not ours to undo
     assert recovery.recover(cluster, (NS,)).clean
     assert platform.node_residue("n1") == []
+
+
+def test_recovery_after_node_down_waits_for_the_node_to_empty_and_workloads_to_be_ready(
+        platform: KubernetesPlatform, cluster: FakeCluster) -> None:
+    platform.down_node("n3")  # the fake has no taint manager: worker-a stays until we move it
+    pending = asyncio.run(platform.watch_recovery("n3", "node-down", 0.3))
+    assert not pending["recovered"] and pending["waiting_for"] == ["1 pods still on n3"]
+    cluster.pods["worker-a"]["node"] = "n1"
+    cluster.objects[("Deployment", "gateway")]["ready"] = 1
+    short = asyncio.run(platform.watch_recovery("n3", "node-down", 0.3))
+    assert short["waiting_for"] == [f"Deployment {NS}/gateway: 1/2 ready"]
+    cluster.objects[("Deployment", "gateway")]["ready"] = 2
+    healed = asyncio.run(NodeLoss(platform).measure_effect(
+        {"fault": "f", "node": "n3", "mode": "node-down", "recovery_timeout": 1}))
+    assert healed["recovered"] and healed["recovery_s"] is not None

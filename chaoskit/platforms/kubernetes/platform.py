@@ -193,6 +193,28 @@ class KubernetesPlatform:
     def node_residue(self, node: str) -> list[str]:
         return nodeops.residue(self.cluster, self.scope, node)
 
+    async def watch_recovery(self, node: str, mode: str, timeout: float) -> dict[str, Any]:
+        """Seconds until every workload in scope is fully ready again (and, for node-down, none
+        of its pods is left on the node): the cluster's own healing after a node loss."""
+        started = time.monotonic()
+        short = await asyncio.to_thread(self._short_of, node, mode)
+        while short and time.monotonic() - started < timeout:
+            await asyncio.sleep(0.25)
+            short = await asyncio.to_thread(self._short_of, node, mode)
+        elapsed = round(time.monotonic() - started, 3)
+        return {"recovered": not short, "recovery_s": None if short else elapsed,
+                "waiting_for": short}
+
+    def _short_of(self, node: str, mode: str) -> list[str]:
+        short = [f"{w.kind} {w.namespace}/{w.name}: {w.ready}/{w.replicas} ready"
+                 for ns in self.scope.namespaces for kind in ("Deployment", "StatefulSet")
+                 for w in self.cluster.list_objects(kind, ns, self.scope.selector)
+                 if (w.ready or 0) < (w.replicas or 0)]
+        if mode == "node-down":
+            left = nodeops.pods_on(self.cluster, self.scope, node)
+            short += [f"{len(left)} pods still on {node}"] if left else []
+        return short
+
     def missing_access(self, fault_type: str, mode: str = "") -> list[str]:
         """Verbs on resources this identity lacks for a fault (SelfSubjectAccessReview)."""
         return permissions.missing(self.cluster, permissions.needs(fault_type, mode),
