@@ -28,11 +28,13 @@ class Connection(asyncio.Protocol):
         "_pending",
         "_transport",
         "as_payment",
+        "attempt",
         "busy",
         "closed",
         "flow",
         "intended",
         "key",
+        "request",
         "sent_at",
 
     )
@@ -50,6 +52,8 @@ class Connection(asyncio.Protocol):
         self.flow = 0
         self.key = b""
         self.as_payment = False
+        self.request = b""  # kept for a resend with the same Idempotency-Key
+        self.attempt = 0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

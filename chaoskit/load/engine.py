@@ -33,7 +33,7 @@ def plan_for(spec: LoadSpec, base_url: str, *, seed: int, ack_path: str | None) 
         seed=seed, workers=workers, worker=0, host=endpoint.host, port=endpoint.port,
         prefix=endpoint.prefix, timeout=spec.timeout, late_after=spec.late_after,
         max_in_flight=-(-spec.max_in_flight // workers), nonce=secrets.token_hex(6),
-        ack_path=ack_path)
+        ack_path=ack_path, retries=spec.retries, retry_after=spec.retry_after)
 
 
 async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event,

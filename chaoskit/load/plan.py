@@ -51,6 +51,8 @@ class LoadPlan:
     max_in_flight: int   # this worker's share
     nonce: str           # makes idempotency keys unique across runs of the same seed
     ack_path: str | None
+    retries: int = 0
+    retry_after: float = 0.2
 
     def curve(self) -> Curve:
         return curve_from_json(self.primitives, self.time_scale, self.run_seconds)

@@ -103,7 +103,8 @@ def value_at_index(index: int) -> int:
 class Tally:
     """Counters of one 100 ms window, indexed by flow; `latency` holds its completions."""
 
-    __slots__ = ("dropped", "errors", "intended", "late", "latency", "ok", "sent", "timeouts")
+    __slots__ = ("dropped", "errors", "intended", "late", "latency", "ok", "retries", "sent",
+                 "timeouts")
     latency: BucketCounts
 
     def __init__(self, flows: int) -> None:
@@ -114,13 +115,14 @@ class Tally:
         self.dropped = [0] * flows
         self.late = 0
         self.timeouts = 0
+        self.retries = 0  # resends of a failed request with its key (not new arrivals)
         self.latency = BucketCounts()
 
     def message(self, window: int) -> dict[str, object]:
         """The JSON-able report of this window sent to the parent process."""
         return {"type": "window", "w": window, "intended": self.intended, "sent": self.sent,
                 "ok": self.ok, "errors": self.errors, "dropped": self.dropped,
-                "late": self.late, "timeouts": self.timeouts,
+                "late": self.late, "timeouts": self.timeouts, "retries": self.retries,
                 "latency": self.latency.pairs()}
 
 

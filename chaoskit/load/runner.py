@@ -9,6 +9,7 @@ in exactly one bucket: ok, error, or dropped (cap on in-flight reached, or timed
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import time
@@ -20,6 +21,9 @@ from chaoskit.load.plan import WINDOW, LoadPlan
 from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook
 from chaoskit.load.requests import PAY, RequestMix
 from chaoskit.load.schedule import ArrivalSchedule
+
+# A resend of a failed request: its bytes (same Idempotency-Key), key, as-payment, attempt.
+Resend = tuple[bytes, bytes, bool, int]
 
 CHUNK = 0.010        # run seconds of schedule generated at a time: keeps each step short
 # The loop's timers tick in whole milliseconds: waking at most once per ms and sending all that
@@ -45,7 +49,12 @@ class OpenModelRun:
         self._want_body = self._mix.wants_payment_ids or self._acks.enabled
         self._idle: list[Connection] = []
         self._pool: set[Connection] = set()
-        self._backlog: deque[tuple[float, int, int]] = deque()  # due, waiting for a connection
+        # due, waiting for a connection: (intended, k, flow, resend or None)
+        self._backlog: deque[tuple[float, int, int, Resend | None]] = deque()
+        # resends waiting for their time: token -> (timer, intended, flow)
+        self._resends: dict[int, tuple[asyncio.TimerHandle, float, int]] = {}
+        self._tokens = itertools.count()
+        self._stopped = False
         self._connecting = 0
         self._in_flight = 0  # sent and unanswered, plus the backlog
         self._book = WindowBook(len(plan.flows))
@@ -105,13 +114,12 @@ class OpenModelRun:
     def _reuse(self, conn: Connection) -> None:
         """A free connection takes the oldest waiting request, or waits in the idle stack."""
         if self._backlog:
-            t, k, flow = self._backlog.popleft()
-            self._write(conn, t, k, flow)
+            self._write(conn, *self._backlog.popleft())
         else:
             self._idle.append(conn)
 
     def _fail_queued(self) -> None:
-        _, _, flow = self._backlog.popleft()
+        _, _, flow, _ = self._backlog.popleft()
         self._in_flight -= 1
         self._book.now(time.monotonic() - self._t0).errors[flow] += 1
 
@@ -127,12 +135,13 @@ class OpenModelRun:
 
     def stop(self) -> None:
         """Stop sending now: queued requests are dropped, in-flight ones get a short grace."""
+        self._stopped = True
         if self._sending:
             self._sending = False
             self._drain_until = time.monotonic() - self._t0 + min(STOP_GRACE, self.plan.timeout)
             tally = self._book.now(time.monotonic() - self._t0)
             while self._backlog:
-                _, _, flow = self._backlog.popleft()
+                _, _, flow, _ = self._backlog.popleft()
                 self._in_flight -= 1
                 tally.dropped[flow] += 1
         if self._timer is not None:
@@ -191,31 +200,74 @@ class OpenModelRun:
             return
         self._in_flight += 1
         if self._idle:
-            self._write(self._idle.pop(), t, k, flow)
+            self._write(self._idle.pop(), t, k, flow, None)
         else:
-            self._backlog.append((t, k, flow))
+            self._backlog.append((t, k, flow, None))
             self._grow(t)
 
-    def _write(self, conn: Connection, t: float, k: int, flow: int) -> None:
+    def _write(self, conn: Connection, t: float, k: int, flow: int,
+               resend: Resend | None) -> None:
         now = time.monotonic() - self._t0
-        request, conn.key, conn.as_payment = self._mix.build(k, flow)
+        tally = self._book.now(now)
+        if resend is None:
+            request, conn.key, conn.as_payment = self._mix.build(k, flow)
+            conn.attempt = 0
+            tally.sent[flow] += 1
+            lag = now - t
+            if lag > self.plan.late_after:
+                tally.late += 1
+            self._lag.add(lag)
+        else:
+            request, conn.key, conn.as_payment, conn.attempt = resend
+            tally.retries += 1
+        if self.plan.retries:
+            conn.request = request
         conn.busy = True
         conn.intended = t
         conn.sent_at = now
         conn.flow = flow
         conn.send(request)
+
+    # --- resends -----------------------------------------------------------------------------
+    def _retry(self, conn: Connection) -> bool:
+        """Resend a failed request later with the same key, if the plan allows another try.
+
+        It stays in flight meanwhile: to its client the request has not ended yet.
+        """
+        if self._stopped or conn.attempt >= self.plan.retries:
+            return False
+        resend = (conn.request, conn.key, conn.as_payment, conn.attempt + 1)
+        token = next(self._tokens)
+        handle = self._loop.call_later(self.plan.retry_after, self._resend, token,
+                                       conn.intended, conn.flow, resend)
+        self._resends[token] = (handle, conn.intended, conn.flow)
+        return True
+
+    def _resend(self, token: int, t: float, flow: int, resend: Resend) -> None:
+        del self._resends[token]
+        if self._idle:
+            self._write(self._idle.pop(), t, -1, flow, resend)
+        else:
+            self._backlog.append((t, -1, flow, resend))
+            self._grow(t)
+
+    def _drop_resends(self, now: float) -> None:
         tally = self._book.now(now)
-        tally.sent[flow] += 1
-        lag = now - t
-        if lag > self.plan.late_after:
-            tally.late += 1
-        self._lag.add(lag)
+        for handle, t, flow in self._resends.values():
+            handle.cancel()
+            self._in_flight -= 1
+            tally.dropped[flow] += 1
+            tally.latency.add(now - t)
+        self._resends.clear()
 
     # --- responses ---------------------------------------------------------------------------
     def on_response(self, conn: Connection, status: int, body: bytes) -> None:
         if not conn.busy:
             return  # a response after we gave up on it: already counted as dropped
         conn.busy = False
+        if (status >= 500 or status == 409) and self._retry(conn):
+            self._after(conn)
+            return
         self._in_flight -= 1
         now = time.monotonic() - self._t0
         tally = self._book.now(now)
@@ -226,6 +278,9 @@ class OpenModelRun:
                 self._acknowledged(conn, status, body)
         else:
             tally.errors[conn.flow] += 1
+        self._after(conn)
+
+    def _after(self, conn: Connection) -> None:
         if conn.closed:
             self._pool.discard(conn)
         else:
@@ -248,6 +303,8 @@ class OpenModelRun:
             self._idle.remove(conn)
         if conn.busy:
             conn.busy = False
+            if self._retry(conn):
+                return
             self._in_flight -= 1
             self._book.now(time.monotonic() - self._t0).errors[conn.flow] += 1
 
@@ -274,8 +331,10 @@ class OpenModelRun:
         """
         limit = math.inf if everything else now - self.plan.timeout
         tally = self._book.now(now)
+        if everything:
+            self._drop_resends(now)
         while self._backlog and self._backlog[0][0] < limit:
-            t, _, flow = self._backlog.popleft()
+            t, _, flow, _ = self._backlog.popleft()
             self._in_flight -= 1
             tally.dropped[flow] += 1
             tally.timeouts += 1
@@ -283,12 +342,14 @@ class OpenModelRun:
         for conn in [c for c in self._pool if c.busy and c.sent_at < limit]:
             conn.busy = False
             conn.closed = True
-            self._in_flight -= 1
             self._pool.discard(conn)
-            tally.dropped[conn.flow] += 1
-            tally.timeouts += 1
-            tally.latency.add(now - conn.intended)
             conn.abort()
+            tally.timeouts += 1
+            if not everything and self._retry(conn):
+                continue
+            self._in_flight -= 1
+            tally.dropped[conn.flow] += 1
+            tally.latency.add(now - conn.intended)
 
     def _close(self, windows: list[tuple[int, Tally]]) -> None:
         for w, tally in windows:

@@ -115,6 +115,7 @@ class WindowMerger:
             window[name] = sum(f[name] for f in by_flow.values())
         window["late"] = sum(r["late"] for r in reports)
         window["timeouts"] = sum(r["timeouts"] for r in reports)
+        window["retries"] = sum(r.get("retries", 0) for r in reports)
         lat = latency_ms(merged_counts([r["latency"] for r in reports]))
         window.update(p50_ms=lat["p50"], p99_ms=lat["p99"], max_ms=lat["max"], by_flow=by_flow)
         return window

@@ -118,6 +118,10 @@ class LoadSpec(BaseModel):
     timeout: PositiveDuration = 2.0
     max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000)
     late_after: PositiveDuration = 0.010
+    retries: int = Field(default=0, ge=0, le=5, description=(
+        "how often a client resends a request that timed out, lost its connection, or got "
+        "409/5xx, with the same Idempotency-Key, as payment SDKs do"))
+    retry_after: PositiveDuration = Field(default=0.2, description="wait before a resend")
 
     @field_validator("target")
     @classmethod

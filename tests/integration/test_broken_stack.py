@@ -59,6 +59,32 @@ hypothesis:
     phases: [during]
 """
 
+# The database slows past the clients' timeout: they resend with the same Idempotency-Key, as
+# payment SDKs do. An idempotent gateway replays the first answer; without idempotency the
+# resend books the payment a second time.
+RESENT_PAYMENTS = """\
+apiVersion: chaoskit/v1
+kind: Experiment
+metadata: {{name: resent-payments}}
+target: {{platform: local, lab: {lab}}}
+phases: {{baseline: 2s, recover: 4s}}
+load:
+  duration: 10s
+  mix: {{pay: 100%}}
+  profile: [{{shape: constant, rate: 8/s}}]
+  timeout: 800ms
+  retries: 2
+  retry_after: 100ms
+faults:
+  - {{name: db-slow, type: latency, target: {{dependency: postgres}}, start: 2s, duration: 6s,
+     latency: 1200ms}}
+hypothesis:
+  - name: nothing-applied-twice
+    probe: {{type: ledger, measure: duplicates, interval: 1s}}
+    expect: "== 0"
+    phases: [after]
+"""
+
 
 def _run(tmp: Path, template: str, lab: RunningLab, name: str) -> tuple[int, list[dict]]:
     spec = tmp / f"{name}.yaml"
@@ -84,7 +110,8 @@ def broken_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runni
 
 
 @pytest.mark.parametrize("template, name", [(LEASE_HOLDER_LOST, "takeover"),
-                                            (LEADER_LOST, "standby")])
+                                            (LEADER_LOST, "standby"),
+                                            (RESENT_PAYMENTS, "idempotency")])
 def test_the_healthy_stack_holds(lab: RunningLab, tmp_path: Path, template: str,
                                  name: str) -> None:
     code, failing = _run(tmp_path, template, lab, name)
@@ -94,6 +121,7 @@ def test_the_healthy_stack_holds(lab: RunningLab, tmp_path: Path, template: str,
 @pytest.mark.parametrize("broken_lab, template, item", [
     ("no-takeover", LEASE_HOLDER_LOST, "refunds-on-schedule"),
     ("no-standby", LEADER_LOST, "a-scheduler-leads"),
+    ("no-idempotency", RESENT_PAYMENTS, "nothing-applied-twice"),
 ], indirect=["broken_lab"])
 def test_a_broken_stack_fails_naming_the_item(broken_lab: RunningLab, tmp_path: Path,
                                               template: str, item: str) -> None:
