@@ -24,7 +24,8 @@ def lab_up() -> None:
     from chaoskit.platforms.local import lab, state
     from chaoskit.platforms.local.topology import LabOptions
 
-    if state.lab_dir(LAB_NAME).exists():
+    directory = state.lab_dir(LAB_NAME)
+    if (directory / "state.json").exists() and state.load(directory).status != "down":
         _say(f"stopping a previous lab '{LAB_NAME}' first")
         lab.down(LAB_NAME)
     _say("starting the local payment lab (PostgreSQL, Toxiproxy, HAProxy, stack on 3 nodes)")

@@ -57,13 +57,22 @@ class RunView:
         return p.baseline + self.experiment.inject_seconds() + p.recover
 
 
+def brief(facts: dict[str, Any] | None, width: int = 110) -> str:
+    """The scalar facts of a record as `k=v`, cut to one readable line."""
+    items = [f"{k}={v}" for k, v in (facts or {}).items()
+             if isinstance(v, int | float | str | bool) and v not in ("", None)]
+    text = " ".join(items)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def describe(record: Record) -> str | None:
     """One plain line for the records worth a line; None for the rest."""
     kind, t = record["kind"], f"[{record.get('t', 0):7.2f}s]"
     lines = {
         "phase": lambda r: f"phase {r['phase']}",
-        "applied": lambda r: f"fault {r['fault']} ({r.get('type')}) applied {r.get('facts') or ''}",
-        "reverted": lambda r: f"fault {r['fault']} reverted",
+        "applied": lambda r: f"fault {r['fault']} ({r['type']}) applied {brief(r.get('facts'))}",
+        "reverted": lambda r: f"fault {r['fault']} reverted {brief(r.get('facts'))}",
+        "effect": lambda r: f"fault {r['fault']} measured: {brief(r.get('effect'))}",
         "revert-failed": lambda r: f"fault {r['fault']} revert failed: {r['error']} (retrying)",
         "inject-failed": lambda r: f"fault {r['fault']} failed to inject: {r['error']}",
         "guardrail": lambda r: f"GUARDRAIL {r['name']} tripped: {r['value']:g} {r['condition']}",
