@@ -23,6 +23,8 @@ from chaoskit import cli
 from chaoskit.engine.faultline import plan_faults
 from chaoskit.engine.journal import read_journal
 from chaoskit.engine.runner import RunOptions, run_experiment
+from chaoskit.faults.colocate import OfflineWork
+from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.loader import load_experiment
 from chaoskit.spec.models import Experiment
@@ -123,7 +125,7 @@ def platform(stack: ControlPlane, api: Any) -> Iterator[KubernetesPlatform]:
                                run="it-run")
     yield plane
     for node in stack.nodes:  # whatever a failing test left, the next one starts clean
-        plane.restore_node(node)
+        plane.recover_node(node)
 
 
 def node_clean(api: Any, name: str) -> bool:
@@ -251,28 +253,49 @@ def check_effect(kind: str, intent: dict[str, Any], facts: dict[str, Any], api: 
     if kind == "node-loss":
         eventually(lambda: intent["node"] not in pods_by_node(api), 90, "node emptied")
         return
-    # KWOK completes Job pods at once (nothing runs): placed and started is what is visible
-    pods = eventually(lambda: [p for p in client.CoreV1Api(api).list_namespaced_pod(
-        NS, label_selector=f"job-name={facts['job']}").items
-        if p.status.phase in ("Running", "Succeeded") and p.spec.node_name], 60,
-        "offline pods placed")
-    assert {p.spec.node_name for p in pods} == {intent["node"]}  # on the gateway's node
+    pods = offline_pods(api, intent["tag"])
+    assert {p.spec.node_name for p in pods} == set(intent["nodes"])  # the gateway's node
     assert {p.spec.priority for p in pods} == {1000}  # payments-offline: yields to online
-    assert len(pods) == intent["options"]["count"]
+    assert {p.metadata.labels["job-name"] for p in pods} == set(facts["processes"])
+
+
+def offline_pods(api: Any, tag: str) -> list[Any]:
+    """A colocate fault's pods once placed (KWOK completes Job pods at once: nothing runs)."""
+    return eventually(lambda: [p for p in client.CoreV1Api(api).list_namespaced_pod(
+        NS, label_selector=f"chaoskit.io/colocated={tag}").items
+        if p.status.phase in ("Running", "Succeeded") and p.spec.node_name], 60,
+        "offline pods placed")  # type: ignore[no-any-return]
 
 
 def test_colocate_without_isolation_runs_the_same_job_without_the_low_priority(
         platform: KubernetesPlatform, api: Any) -> None:
-    node = platform.node_of("app.kubernetes.io/name=gateway")
-    facts = platform.start_offline("no-isolation", node, {"isolation": False, "count": 1})
+    node = platform.node_for_role("gateway")
+    work = OfflineWork("burner", isolation=False, lifetime=60.0, cpu=1)
+    platform.start_offline(node, "no-isolation", work)
     try:
-        pods = eventually(lambda: [p for p in client.CoreV1Api(api).list_namespaced_pod(
-            NS, label_selector=f"job-name={facts['job']}").items if p.spec.node_name], 60)
+        pods = offline_pods(api, "no-isolation")
         assert pods[0].spec.node_name == node and not pods[0].spec.priority_class_name
         assert (pods[0].spec.priority or 0) < 1000
+        assert pods[0].spec.containers[0].resources.requests["cpu"] == "500m"
     finally:
         platform.stop_offline("no-isolation")
     assert platform.offline_residue("no-isolation") == []
+
+
+def test_scale_out_adds_replicas_the_scheduler_places_and_gives_them_back(
+        platform: KubernetesPlatform, api: Any) -> None:
+    driver = Scale(platform)
+    intent = driver.plan("more", {}, ScaleConfig(nodes=1), random.Random())
+    facts = asyncio.run(driver.inject(intent))  # waits until every added replica is ready
+    assert facts["added"] == ["capacity-1"] and facts["in_rotation_s"] is not None
+    apps = client.AppsV1Api(api)
+    assert apps.read_namespaced_deployment("gateway", NS).status.ready_replicas == 3
+    asyncio.run(driver.revert(intent))
+    assert asyncio.run(driver.verify_reverted(intent)) == []
+    eventually(lambda: workloads_settled(api), 60, "back to two replicas")
+    gateway = apps.read_namespaced_deployment("gateway", NS)
+    assert gateway.spec.replicas == 2
+    assert not any(k.startswith("chaoskit.io/") for k in gateway.metadata.annotations or {})
 
 
 # -- a guardrail aborting mid-drain ------------------------------------------------------------

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from chaoskit.engine.faultline import plan_faults
 from chaoskit.engine.rollback import driver_for
-from chaoskit.faults.k8s_scale import ScaleConfig, ScaleFault
+from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.load.engine import plan_for
 from chaoskit.load.schedule import ArrivalSchedule
 from chaoskit.platforms.kubernetes.kube import KubeCluster, api_client
@@ -69,6 +69,7 @@ def test_the_runner_role_is_enough_for_each_shipped_kubernetes_experiment(
     assert planned, "every shipped Kubernetes experiment injects something"
     for fault in planned:
         assert asyncio.run(driver_for(fault.type, target).preflight(fault.intent)) == []
+        assert target.missing_access(fault.type, fault.intent.get("mode", "")) == []
     assert target.missing_access("load-job") == []
 
 
@@ -89,21 +90,19 @@ def test_the_runner_is_refused_outside_its_namespace_and_for_node_deletion(
         assert refused.value.status == 403
 
 
-def test_scale_as_the_runner_adds_replicas_and_reverts_them(
+def test_scale_as_the_runner_adds_capacity_and_gives_it_back(
         as_runner: KubernetesPlatform, api: Any) -> None:
-    driver = ScaleFault(as_runner)
-    intent = driver.plan("more-gateways", {"deployment": "gateway"}, ScaleConfig(add=2),
-                         random.Random())
+    driver = Scale(as_runner)
+    intent = driver.plan("more-capacity", {}, ScaleConfig(nodes=2), random.Random())
     asyncio.run(driver.inject(intent))
     apps = client.AppsV1Api(api)
-    eventually(lambda: apps.read_namespaced_deployment("gateway", NS).status.ready_replicas
-               == intent["original"] + 2, 60, "scaled out and ready")
+    assert apps.read_namespaced_deployment("worker", NS).status.ready_replicas == 4
     assert asyncio.run(driver.verify_reverted(intent))  # still applied: residue reported
     asyncio.run(driver.revert(intent))
     assert asyncio.run(driver.verify_reverted(intent)) == []
-    gateway = apps.read_namespaced_deployment("gateway", NS)
-    assert gateway.spec.replicas == intent["original"]
-    assert not any(k.startswith("chaoskit.io/") for k in gateway.metadata.annotations or {})
+    worker = apps.read_namespaced_deployment("worker", NS)
+    assert worker.spec.replicas == 2
+    assert not any(k.startswith("chaoskit.io/") for k in worker.metadata.annotations or {})
 
 
 def load_spec() -> LoadSpec:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from chaoskit.errors import PlatformError
-from chaoskit.faults.k8s_scale import ScaleConfig, ScaleFault
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
+from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.platforms.kubernetes import nodeops, recovery
 from chaoskit.platforms.kubernetes.cluster import (
     CORDONED,
@@ -107,7 +107,7 @@ class FakeCluster:
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> int:
         before = self.objects[("Deployment", name)]["replicas"]
-        self.objects[("Deployment", name)]["replicas"] = replicas
+        self.objects[("Deployment", name)].update(replicas=replicas, ready=replicas)
         return int(before)
 
     def can_i(self, access: Access, namespace: str | None) -> bool:
@@ -126,8 +126,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
                             ("scheduler-a", "n1", "scheduler"), ("postgres-0", "n1", "postgres"),
                             ("worker-a", "n3", "worker")]:
         fake.add_pod(name, node, app)
-    fake.objects[("Deployment", "gateway")] = {"labels": {}, "annotations": {}, "replicas": 2,
-                                               "ready": 2}
+    for deployment in ("gateway", "worker"):
+        fake.objects[("Deployment", deployment)] = {"labels": {}, "annotations": {},
+                                                    "replicas": 2, "ready": 2}
     return fake
 
 
@@ -162,7 +163,7 @@ def test_drain_cordons_evicts_reports_refusals_and_restore_uncordons(
     assert cluster.nodes["n1"]["unschedulable"]
     assert cluster.nodes["n1"]["annotations"][RUN] == "run-1"
     assert platform.node_residue("n1")
-    platform.restore_node("n1")
+    platform.recover_node("n1")
     assert not cluster.nodes["n1"]["unschedulable"] and not cluster.nodes["n1"]["annotations"]
     assert platform.node_residue("n1") == []
 
@@ -172,7 +173,7 @@ def test_a_node_cordoned_by_someone_else_stays_cordoned(
     cluster.nodes["n2"]["unschedulable"] = True
     platform.drain_node("n2")
     assert CORDONED not in cluster.nodes["n2"]["annotations"]
-    platform.restore_node("n2")
+    platform.recover_node("n2")
     assert cluster.nodes["n2"]["unschedulable"]
     assert platform.node_residue("n2") == []
 
@@ -238,18 +239,33 @@ def test_node_loss_driver_drives_the_cluster_modes_through_the_platform(
     assert "create on pods/eviction" in asyncio.run(driver.preflight(intent))[0]
 
 
-def test_scale_marks_the_original_and_recovery_without_journal_scales_back(
+def test_scale_adds_capacity_units_as_replicas_and_recovery_without_journal_removes_them(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
-    driver = ScaleFault(platform)
-    intent = driver.plan("more", {"deployment": "gateway"}, ScaleConfig(add=2), random.Random())
-    assert (intent["original"], intent["replicas"]) == (2, 4)
-    asyncio.run(driver.inject(intent))
-    gateway = cluster.objects[("Deployment", "gateway")]
-    assert gateway["replicas"] == 4 and gateway["annotations"][RUN] == "run-1"
-    assert asyncio.run(driver.verify_reverted(intent))
+    driver = Scale(platform)  # the one `scale` driver, asking this platform
+    intent = driver.plan("more", {}, ScaleConfig(nodes=2), random.Random())
+    assert intent["nodes"] == ["capacity-1", "capacity-2"]
+    assert asyncio.run(driver.preflight(intent)) == []
+    facts = asyncio.run(driver.inject(intent))
+    assert facts["added"] == ["capacity-1", "capacity-2"]
+    gateway, worker = (cluster.objects[("Deployment", d)] for d in ("gateway", "worker"))
+    assert gateway["replicas"] == worker["replicas"] == 4
+    assert gateway["annotations"][RUN] == "run-1"
+    assert asyncio.run(driver.verify_reverted(intent))  # applied: residue is reported
     result = recovery.recover(cluster, (NS,))  # the journal is lost: the marks are enough
-    assert result.clean and gateway["replicas"] == 2 and not gateway["annotations"]
+    assert result.clean and gateway["replicas"] == worker["replicas"] == 2
+    assert not gateway["annotations"] and asyncio.run(driver.verify_reverted(intent)) == []
+
+
+def test_scale_revert_gives_back_each_unit(platform: KubernetesPlatform,
+                                           cluster: FakeCluster) -> None:
+    driver = Scale(platform)
+    intent = driver.plan("more", {}, ScaleConfig(nodes=1), random.Random())
+    asyncio.run(driver.inject(intent))
+    asyncio.run(driver.revert(intent))
+    assert cluster.objects[("Deployment", "worker")]["replicas"] == 2
     assert asyncio.run(driver.verify_reverted(intent)) == []
+    shrink = driver.plan("less", {"node": "n1"}, ScaleConfig(nodes=-1), random.Random())
+    assert "cannot scale" in asyncio.run(driver.preflight(shrink))[0]  # no retire on clusters
 
 
 def test_cluster_recovery_undoes_every_mark_of_one_run_only(

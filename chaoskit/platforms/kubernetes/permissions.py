@@ -17,7 +17,7 @@ NEEDS: dict[tuple[str, str], tuple[Access, ...]] = {
                                Access("create", "networkpolicies", "networking.k8s.io"),
                                Access("list", "networkpolicies", "networking.k8s.io"),
                                Access("delete", "networkpolicies", "networking.k8s.io")),
-    ("scale", ""): (Access("get", "deployments", "apps"), Access("patch", "deployments", "apps"),
+    ("scale", ""): (Access("list", "deployments", "apps"), Access("patch", "deployments", "apps"),
                     Access("patch", "deployments", "apps", "scale"),
                     Access("get", "deployments", "apps", "scale")),
     ("colocate", ""): (*_READ_PODS, Access("create", "jobs", "batch"),

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from chaoskit.errors import PlatformError
+from chaoskit.faults.colocate import OfflineProcess
 from chaoskit.load.plan import LoadPlan
 from chaoskit.platforms.base import NodeInfo
 from chaoskit.platforms.kubernetes import load_job, nodeops, permissions, workloads
@@ -21,6 +22,8 @@ ROLES = {  # role -> the pods whose node is that role's node
     "gateway": "app.kubernetes.io/name=gateway",
 }
 APP = "app.kubernetes.io/name"
+CAPACITY_UNIT = "chaoskit.io/capacity-unit"
+STOP_TIMEOUT = 30.0  # seconds stop_offline waits for the Jobs' pods to be gone
 _LEADER = "SELECT holder FROM leader_leases WHERE expires_at > now() ORDER BY name LIMIT 1"
 _NODE_OPS = {"kill": nodeops.kill, "drain": nodeops.drain, "node-down": nodeops.node_down,
              "isolate": nodeops.isolate}
@@ -127,9 +130,19 @@ class KubernetesPlatform:
             for pod in self.cluster.list_pods(namespace, self.scope.selector):
                 if pod.node and APP in pod.labels:
                     roles.setdefault(pod.node, set()).add(pod.labels[APP])
-        return [NodeInfo(n.name, n.address, tuple(sorted(roles.get(n.name, ()))), n.labels)
-                for n in self.cluster.list_nodes()
-                if not self.scope_nodes or n.name in self.scope_nodes]
+        found = [NodeInfo(n.name, n.address, tuple(sorted(roles.get(n.name, ()))), n.labels)
+                 for n in self.cluster.list_nodes()
+                 if not self.scope_nodes or n.name in self.scope_nodes]
+        # capacity units a scale fault added count as nodes (the scale driver finds them
+        # here to give them back); node operations on them are refused: they are replicas
+        return found + [NodeInfo(u, "", workloads.UNIT, {CAPACITY_UNIT: "true"})
+                        for u in self._units()]
+
+    def _units(self) -> list[str]:
+        try:
+            return workloads.units(self.cluster, self.namespace)
+        except PlatformError:  # no stack Deployments here: no units either
+            return []
 
     def node_for_role(self, role: str) -> str:
         """The node of the role's pod: the leader named by the ledger when a database is given
@@ -185,10 +198,12 @@ class KubernetesPlatform:
     def isolate_node(self, node: str) -> dict[str, Any]:
         return self.lose_node("isolate", node)
 
-    def restore_node(self, node: str) -> dict[str, Any]:
+    def recover_node(self, node: str) -> dict[str, Any]:
         return nodeops.restore(self.cluster, self.scope, node)
 
-    restart_node = uncordon_node = up_node = reconnect_node = restore_node
+    # every node-loss undo is the same idempotent restore. (No `restore_node`: that name is
+    # the scale driver's giving back a retired node, which a cluster does not do.)
+    restart_node = uncordon_node = up_node = reconnect_node = recover_node
 
     def node_residue(self, node: str) -> list[str]:
         return nodeops.residue(self.cluster, self.scope, node)
@@ -220,39 +235,76 @@ class KubernetesPlatform:
         return permissions.missing(self.cluster, permissions.needs(fault_type, mode),
                                    self.scope.namespaces)
 
-    # -- workloads -------------------------------------------------------------------------
-    def scale_out(self, deployment: str, replicas: int) -> dict[str, Any]:
-        return workloads.scale_out(self.cluster, self.namespace, deployment, replicas, self.run)
+    # -- capacity (the `scale` driver's abilities; +N only) --------------------------------
+    def next_node_names(self, count: int) -> list[str]:
+        """Capacity units are named capacity-1, capacity-2, ... (the next free ones)."""
+        taken = set(workloads.units(self.cluster, self.namespace))
+        free = (f"capacity-{k}" for k in range(1, 1000) if f"capacity-{k}" not in taken)
+        return [next(free) for _ in range(count)]
 
-    def scale_back(self, deployment: str, original: int | None = None) -> dict[str, Any]:
-        return workloads.scale_back(self.cluster, self.namespace, deployment, original)
+    def add_node(self, name: str | None = None) -> str:
+        """One more replica of each unit Deployment (gateway, worker), marked on them."""
+        unit = name or self.next_node_names(1)[0]
+        present = workloads.units(self.cluster, self.namespace)
+        workloads.set_units(self.cluster, self.namespace, [*present, unit], self.run)
+        return unit
 
-    def scale_residue(self, deployment: str, original: int) -> list[str]:
-        return workloads.scale_residue(self.cluster, self.namespace, deployment, original)
+    def remove_node(self, name: str) -> None:
+        present = workloads.units(self.cluster, self.namespace)
+        workloads.set_units(self.cluster, self.namespace, [u for u in present if u != name],
+                            self.run)
 
-    def replicas(self, deployment: str) -> int:
-        return int(workloads._deployment(self.cluster, self.namespace, deployment).replicas or 0)
+    def drain_gateway(self, name: str, timeout: float) -> float:
+        """Nothing to do first: a removed replica leaves its Service's endpoints as it starts
+        terminating and gets its grace period for the requests in flight."""
+        del name, timeout
+        return 0.0
 
-    def node_of(self, selector: str) -> str:
-        """The node of the first running pod (by name) matching `selector` in scope."""
-        pods = self._running(selector)
-        if not pods:
-            raise PlatformError(f"no running pod matches {selector} in {self.scope.namespaces}",
-                                hint="check the selector against `kubectl get pods -l ...`")
-        return pods[0].node
+    def entry_states(self) -> dict[str, str]:
+        return workloads.unit_states(self.cluster, self.namespace)
 
-    def start_offline(self, fault: str, node: str, options: dict[str, Any]) -> dict[str, Any]:
-        job = workloads.offline_job(fault, node, self.run, options)
+    def departed_residue(self, name: str) -> list[str]:
+        return workloads.unit_residue(self.cluster, self.namespace, name)
+
+    # -- co-location (the `colocate` driver's abilities) -----------------------------------
+    def start_offline(self, node: str, tag: str, work: Any) -> str:
+        nodeops.find_node(self.cluster, node)  # a capacity unit or a typo: refuse, not Pending
+        job = workloads.offline_job(node, tag, work, self.run)
         self.cluster.create_object("Job", self.namespace, job)
-        return {"job": job["metadata"]["name"], "node": node,
-                "priority_class": job["spec"]["template"]["spec"].get("priorityClassName")}
+        return str(job["metadata"]["name"])
 
-    def stop_offline(self, fault: str) -> dict[str, Any]:
-        return workloads.remove_colocated(self.cluster, self.namespace, fault)
+    def offline_processes(self, tag: str) -> list[OfflineProcess]:
+        """The pods of the fault's Jobs; metrics are not scraped from outside the cluster."""
+        pods = self.cluster.list_pods(self.namespace, f"{workloads.COLOCATED}={tag}")
+        return [OfflineProcess(p.name, p.node, p.labels.get("chaoskit.io/work", ""),
+                               p.phase in ("Pending", "Running") and not p.deleting, "", None)
+                for p in pods]
 
-    def offline_residue(self, fault: str) -> list[str]:
-        return [f"Job {self.namespace}/{j} remains"
-                for j in workloads.colocated(self.cluster, self.namespace, fault)]
+    def stop_offline(self, tag: str) -> list[str]:
+        """Delete the Jobs, then wait (bounded) for their pods to be gone."""
+        selector = f"{workloads.COLOCATED}={tag}"
+        jobs = [j.name for j in self.cluster.list_objects("Job", self.namespace, selector)]
+        for name in jobs:
+            self.cluster.delete_object("Job", self.namespace, name)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.cluster.list_pods(self.namespace, selector) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return jobs
+
+    def offline_residue(self, tag: str) -> list[str]:
+        selector = f"{workloads.COLOCATED}={tag}"
+        found = [f"Job {self.namespace}/{j.name} remains"
+                 for j in self.cluster.list_objects("Job", self.namespace, selector)]
+        return found + [f"pod {self.namespace}/{p.name} remains"
+                        for p in self.cluster.list_pods(self.namespace, selector)]
+
+    def offline_isolation(self) -> str:
+        return f"PriorityClass {workloads.OFFLINE_CLASS} and a 50m CPU request"
+
+    def process_cpu_seconds(self, process_id: str) -> float:
+        raise PlatformError(f"the kubernetes platform cannot read the CPU time of {process_id}",
+                            hint="read container_cpu_usage_seconds_total with a prometheus "
+                                 "probe against the cluster's Prometheus")
 
     # -- load from many machines ----------------------------------------------------------
     def start_load_job(self, plan: LoadPlan, *, pods: int, image: str, start_at: float,
