@@ -115,7 +115,7 @@ class FakeCluster:
         return (access.verb, what, namespace or "") not in self.denied
 
     def service_address(self, namespace: str, name: str, port: str) -> str | None:
-        return None
+        return {("toxiproxy", "api"): "10.96.0.7:8474"}.get((name, port))
 
 
 @pytest.fixture
@@ -296,3 +296,30 @@ def test_recovery_after_node_down_waits_for_the_node_to_empty_and_workloads_to_b
     healed = asyncio.run(NodeLoss(platform).measure_effect(
         {"fault": "f", "node": "n3", "mode": "node-down", "recovery_timeout": 1}))
     assert healed["recovered"] and healed["recovery_s"] is not None
+
+
+def test_toxiproxy_is_the_explicit_url_or_the_service_from_inside_the_cluster(
+        platform: KubernetesPlatform, cluster: FakeCluster,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(PlatformError, match="only reachable inside") as outside:
+        platform.toxiproxy_url()
+    assert "port-forward svc/toxiproxy" in outside.value.hint
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    assert platform.toxiproxy_url() == "http://10.96.0.7:8474"
+    forwarded = KubernetesPlatform(namespace=NS, cluster=cluster, toxiproxy="http://127.0.0.1:1")
+    assert forwarded.toxiproxy_url() == "http://127.0.0.1:1"
+    with pytest.raises(PlatformError, match="database"):
+        platform.database_url()
+
+
+def test_preflight_names_what_is_outside_reach(cluster: FakeCluster) -> None:
+    wrong = KubernetesPlatform(namespace=NS, cluster=cluster,
+                               scope={"namespaces": [NS], "nodes": ["n9"],
+                                      "selectors": {"app.kubernetes.io/name": "nothing"}})
+    assert asyncio.run(wrong.preflight()) == ["scope node n9 is not on the cluster"]
+    cluster.denied.add(("list", "pods", NS))
+    denied = asyncio.run(wrong.preflight())
+    assert denied[0] == f"missing permission: list on pods in namespace {NS}"
+    empty = KubernetesPlatform(namespace=NS, cluster=FakeCluster(), scope={"namespaces": [NS]})
+    assert "the scope selects nothing" in asyncio.run(empty.preflight())[0]
