@@ -21,9 +21,11 @@ from kubernetes import client, utils
 
 from chaoskit import cli
 from chaoskit.engine.faultline import plan_faults
-from chaoskit.engine.journal import read_journal
+from chaoskit.engine.journal import JournalWriter, read_journal
 from chaoskit.engine.runner import RunOptions, run_experiment
+from chaoskit.engine.watchdog import recover_journal
 from chaoskit.faults.colocate import OfflineWork
+from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
 from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.loader import load_experiment
@@ -367,3 +369,21 @@ def test_a_guardrail_abort_mid_drain_reverts_the_drain(
     described = records[0]["platform"]  # enough to rebuild the platform in recover/watchdog
     assert described["platform"] == "kubernetes" and described["run"]
     assert described["kubeconfig"] == str(stack.kubeconfig)
+
+
+def test_recover_from_the_journal_rebuilds_the_platform_and_reverts_a_dead_runs_fault(
+        platform: KubernetesPlatform, api: Any, tmp_path: Path) -> None:
+    """What `chaoskit recover JOURNAL` and the watchdog do when a runner died mid-fault."""
+    driver = NodeLoss(platform)
+    intent = driver.plan("down", {"role": "gateway"}, NodeLossConfig(mode="node-down"),
+                         random.Random(0))
+    journal = JournalWriter(tmp_path / "journal.jsonl")
+    journal.write("header", run_id="dead-run", platform=platform.describe())
+    journal.write("intent", fault="down", type="node-loss", intent=intent)
+    asyncio.run(driver.inject(intent))
+    journal.write("applied", fault="down", type="node-loss", facts={})
+    journal.close()  # the runner is gone; only the journal and the cluster remember
+    assert not node_clean(api, intent["node"])
+    assert asyncio.run(recover_journal(tmp_path / "journal.jsonl", "test recovery"))
+    assert node_clean(api, intent["node"])
+    assert read_journal(tmp_path / "journal.jsonl")[-1]["audit"]["clean"]
