@@ -87,11 +87,12 @@ class FakeCluster:
         _merge(self.pods[name]["annotations"], body["metadata"].get("annotations", {}))
 
     def list_objects(self, kind: str, namespace: str, selector: str = "") -> list[ObjectView]:
-        key, _, value = selector.partition("=")
+        key, eq, value = selector.partition("=")
         return [ObjectView(kind, name, namespace, dict(o["labels"]), dict(o["annotations"]),
                            o.get("replicas"), o.get("ready"))
                 for (k, name), o in sorted(self.objects.items())
-                if k == kind and (not key or o["labels"].get(key) == value)]
+                if k == kind and (not key or (o["labels"].get(key) == value if eq
+                                              else key in o["labels"]))]
 
     def create_object(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -323,3 +324,13 @@ def test_preflight_names_what_is_outside_reach(cluster: FakeCluster) -> None:
     assert denied[0] == f"missing permission: list on pods in namespace {NS}"
     empty = KubernetesPlatform(namespace=NS, cluster=FakeCluster(), scope={"namespaces": [NS]})
     assert "the scope selects nothing" in asyncio.run(empty.preflight())[0]
+
+
+def test_cluster_recovery_without_a_run_also_removes_uncollected_load_reports(
+        cluster: FakeCluster) -> None:
+    cluster.create_object("ConfigMap", NS, {"metadata": {
+        "name": "chaoskit-load-1-0", "labels": {"chaoskit.io/load-job": "chaoskit-load-1"}}})
+    assert recovery.recover(cluster, (NS,), run="someone").clean
+    assert ("ConfigMap", "chaoskit-load-1-0") in cluster.objects  # not provably that run's
+    result = recovery.recover(cluster, (NS,))
+    assert result.clean and ("ConfigMap", "chaoskit-load-1-0") not in cluster.objects

@@ -13,6 +13,7 @@ from chaoskit.platforms.kubernetes.cluster import (
     ClusterApi,
     PodScope,
 )
+from chaoskit.platforms.kubernetes.load_job import LOAD_JOB
 
 
 @dataclass
@@ -61,6 +62,10 @@ def _namespace(cluster: ClusterApi, namespace: str, run: str | None) -> list[str
             if _ours(item.annotations, run):
                 cluster.delete_object(kind, namespace, item.name)
                 undone.append(f"deleted {kind} {namespace}/{item.name}")
+    if run is None:  # load reports a dead runner never collected (pods do not know the run)
+        for report in cluster.list_objects("ConfigMap", namespace, LOAD_JOB):
+            cluster.delete_object("ConfigMap", namespace, report.name)
+            undone.append(f"deleted load report {namespace}/{report.name}")
     for pod in cluster.list_pods(namespace, ISOLATED):
         if _ours(pod.annotations, run) or run is None:
             cluster.patch_pod(namespace, pod.name, {"metadata": {
