@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, utils
+from kubernetes.client.exceptions import ApiException
 
 from chaoskit import cli
 from chaoskit.engine.faultline import plan_faults
@@ -108,16 +109,40 @@ def api(control_plane: ControlPlane) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(control_plane: ControlPlane, api: Any) -> ControlPlane:
-    """k8s/overlays/lab rendered by kustomize, applied, every workload Running."""
+def stack(control_plane: ControlPlane, api: Any) -> Iterator[ControlPlane]:
+    """k8s/overlays/lab rendered by kustomize, applied, every workload Running; removed after
+    (the session's control plane is shared with other test modules)."""
     started = time.monotonic()
-    apply(api, [LEDGER_VOLUME, *kustomize_build(ROOT / "k8s" / "overlays" / "lab")])
+    docs = [LEDGER_VOLUME, *kustomize_build(ROOT / "k8s" / "overlays" / "lab")]
+    apply(api, docs)
     try:
         eventually(lambda: workloads_settled(api), 120, "stack settled")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {unsettled(api)}") from exc
     print(f"\nk8s lab stack applied and Running in {time.monotonic() - started:.1f}s")
-    return control_plane
+    yield control_plane
+    remove(api, docs)
+
+
+def remove(api: Any, docs: list[dict[str, Any]]) -> None:
+    """The namespace with everything in it (waited for), then what lives outside one."""
+    core = client.CoreV1Api(api)
+    core.delete_namespace(NS)
+    core.delete_collection_namespaced_pod(NS, grace_period_seconds=0)  # simulated: no grace
+    eventually(lambda: NS not in {n.metadata.name for n in core.list_namespace().items}, 90,
+               "namespace removed")
+    rbac, scheduling = client.RbacAuthorizationV1Api(api), client.SchedulingV1Api(api)
+    delete = {"ClusterRole": rbac.delete_cluster_role,
+              "ClusterRoleBinding": rbac.delete_cluster_role_binding,
+              "PriorityClass": scheduling.delete_priority_class,
+              "PersistentVolume": core.delete_persistent_volume}
+    for doc in docs:
+        if doc["kind"] in delete:
+            try:
+                delete[doc["kind"]](doc["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
 
 
 @pytest.fixture
