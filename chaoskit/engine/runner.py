@@ -25,9 +25,11 @@ from chaoskit.engine.rollback import audit, driver_for
 from chaoskit.engine.sampling import Sampler, SamplingLoop, build_samplers
 from chaoskit.errors import PreflightError
 from chaoskit.faults.base import PreflightChecks
+from chaoskit.load.shapes import steady_load
 from chaoskit.platforms import platform_for
 from chaoskit.probes.base import ProbeContext
 from chaoskit.report import verdict as verdicts
+from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.models import Experiment
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
@@ -129,16 +131,32 @@ class Run:
         work.append(asyncio.sleep(self.experiment.inject_seconds()))
         await asyncio.gather(*work)
 
-    async def _drive_load(self) -> None:
+    async def _drive_load(self, spec: LoadSpec | None = None,
+                          stop: asyncio.Event | None = None) -> None:
         from chaoskit.load.engine import drive  # imported late: heavy, and only when needed
 
-        load = self.experiment.load
+        load = spec or self.experiment.load
         assert load is not None
         summary = await drive(load, self._entry_url(load.target), seed=self.seed,
-                              stop=self._abort, ack_path=str(self.run_dir / "acknowledged.jsonl"),
-                              on_window=self._load_window)
+                              stop=stop or self._abort, on_window=self._load_window,
+                              ack_path=str(self.run_dir / "acknowledged.jsonl"))
         totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
-        self.journal.write("load-summary", **totals)
+        self.journal.write("load-summary", phase=self.phase, **totals)
+
+    async def _steady(self, seconds: float) -> None:
+        """A steady phase (baseline, recover): the profile's opening rate, so that what is
+        measured there is the system under normal traffic, not an idle one."""
+        if self.experiment.load is None or seconds <= 0:
+            await asyncio.sleep(seconds)
+            return
+        stop = asyncio.Event()
+        steady = steady_load(self.experiment.load, seconds, self.seed)
+        task = asyncio.create_task(self._drive_load(steady, stop))
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            stop.set()
+            await task
 
     def _load_window(self, window: dict[str, Any]) -> None:
         # The window's own clock is load time; the journal's `t` stays run time for every record.
@@ -155,7 +173,7 @@ class Run:
 
     async def _recover(self) -> None:
         await self.faultline.revert_everything()
-        await asyncio.sleep(self.experiment.phases.recover)
+        await self._steady(self.experiment.phases.recover)
         for sampler in self.sampling.samplers:  # the 'after' judgement ends on a fresh look
             await self.sampling.sample_once(sampler)
 
@@ -216,7 +234,7 @@ class Run:
         await self._until_abort(self._preflight())
         self.sampling.start()
         self._enter("baseline")
-        await self._until_abort(asyncio.sleep(self.experiment.phases.baseline))
+        await self._until_abort(self._steady(self.experiment.phases.baseline))
         self._enter("inject")
         await self._until_abort(self._inject())
         self._enter("recover")

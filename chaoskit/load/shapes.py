@@ -83,3 +83,12 @@ def curve_of(spec: LoadSpec, seed: int) -> Curve:
 def rate_at(spec: LoadSpec, t_run: float, seed: int) -> float:
     """Intended requests per second at run second `t_run` (shapes added, scenario time scaled)."""
     return curve_of(spec, seed).rate_run(t_run)
+
+
+def steady_load(spec: LoadSpec, seconds: float, seed: int) -> LoadSpec:
+    """The same clients at the profile's opening rate for `seconds` of run time: the normal
+    traffic of the steady phases around an experiment (baseline, recover)."""
+    rate = rate_at(spec, 0.0, seed)
+    return spec.model_copy(update={
+        "duration": seconds * spec.time_scale,
+        "profile": [ConstantShape(shape="constant", rate=rate)]})

@@ -151,3 +151,4 @@ class LoadSpec(BaseModel):
     def run_seconds(self) -> float:
         """How long the load runs on the wall clock: scenario duration over the time scale."""
         return self.duration / self.time_scale
+

@@ -138,3 +138,15 @@ def test_defaults_and_mix_in_human_units() -> None:
     assert s.workers == "auto"
     assert s.mix == {"pay": 0.7, "refund": 0.2, "final_payment": 0.1}
     assert s.run_seconds() == 120.0
+
+
+def test_steady_load_is_the_opening_rate_for_the_steady_phase() -> None:
+    from chaoskit.load.shapes import rate_at, steady_load
+
+    spec = LoadSpec.model_validate({"duration": "2h", "time_scale": "1h=30s", "profile": [
+        {"shape": "constant", "rate": "40/s"}, {"shape": "peak", "at": "1h", "rate": "80/s",
+                                                 "width": "20m"}]})
+    steady = steady_load(spec, 10.0, seed=1)
+    assert steady.run_seconds() == 10.0
+    assert rate_at(steady, 0.0, 1) == rate_at(steady, 9.9, 1) == rate_at(spec, 0.0, 1)
+    assert steady.mix == spec.mix and steady.time_scale == spec.time_scale
