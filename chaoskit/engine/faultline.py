@@ -9,7 +9,7 @@ from typing import Any
 
 from chaoskit import registry
 from chaoskit.engine.journal import JournalWriter, Record, outstanding_intents
-from chaoskit.engine.rollback import revert_one
+from chaoskit.engine.rollback import driver_for, revert_one
 from chaoskit.engine.timeline import PlannedFault, fault_window
 from chaoskit.errors import FaultError
 from chaoskit.faults.base import MeasuresEffect
@@ -65,7 +65,7 @@ class FaultLine:
         await self.revert(pf.name)
 
     async def _apply(self, pf: PlannedFault) -> None:
-        driver = registry.lookup(registry.FAULTS, pf.type)(self.platform)
+        driver = driver_for(pf.type, self.platform)
         self._record("intent", fault=pf.name, type=pf.type, intent=pf.intent)
         try:
             facts = await driver.inject(pf.intent)

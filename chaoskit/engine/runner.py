@@ -188,6 +188,9 @@ class Run:
 
     async def execute(self) -> RunResult:
         self.platform = platform_for(self.experiment.target)
+        bind_run = getattr(self.platform, "bind_run", None)
+        if bind_run is not None:  # platforms that mark what they change name it by our run id
+            bind_run(self.run_id)
         planned = plan_faults(self.experiment, self.platform, self.rng)
         self.lease_path = self.run_dir / "lease"
         self._open()

@@ -25,7 +25,9 @@ def test_each_shipped_experiment_validates_and_guards_money(path: Path) -> None:
 def test_the_experiments_the_mission_needs_are_shipped() -> None:
     names = {p.stem for p in SHIPPED}
     assert {"bank-latency-at-peak", "node-loss-final-payment-window",
-            "triple-peak-refund-storm", "rolling-timezone-peaks"} <= names
+            "triple-peak-refund-storm", "rolling-timezone-peaks", "offline-batch-at-8pm-isolated",
+            "offline-batch-at-8pm-shared", "scale-out-under-peak",
+            "k8s-node-loss-final-payment-window", "k8s-offline-batch-at-8pm"} <= names
 
 
 def test_the_gate_set_is_tagged() -> None:
