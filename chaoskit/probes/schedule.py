@@ -1,7 +1,13 @@
-"""`type: schedule`: ground truth of refunds and final payments from the ledger's flows table.
+"""`type: schedule`: ground truth of promises kept, straight from the ledger's tables.
 
     probe: {type: schedule, flow: refund, measure: on_time_ratio}            # since the run began
     probe: {type: schedule, flow: final_payment, measure: lag_p99, window: 5m}
+    probe: {type: schedule, flow: settlement, measure: open_past_due}        # offline batches
+
+Refunds and final payments are rows of `flows` (promise: due_at). `settlement` is the offline
+reconciliation batch's runs (`settlement_runs`: promise: its window's deadline; a run that
+found the books unbalanced counts as failed): the time-sharing promise that offline work still
+finishes in its window after the peak.
 
 The flows counted in a window are those whose promise was decided in it: due in the window
 (due_at in (start, now]), or completed in it before their due time (kept early). Of those:
@@ -32,8 +38,20 @@ from chaoskit.spec.units import PositiveDuration
 Measure = Literal["due", "completed_on_time", "late", "open_past_due", "failed", "on_time_ratio",
                   "lag_p50", "lag_p99", "lag_max"]
 
+# What was promised, as (status, due_at, completed_at) rows, per flow. Constants only.
+PROMISES = {
+    "refund": "SELECT status, due_at, completed_at FROM flows WHERE kind = 'refund'",
+    "final_payment": "SELECT status, due_at, completed_at FROM flows WHERE kind = 'final_payment'",
+    "settlement": """SELECT CASE WHEN balanced IS FALSE THEN 'failed'
+                                 WHEN finished_at IS NOT NULL THEN 'completed'
+                                 ELSE 'pending' END AS status,
+                            deadline AS due_at, finished_at AS completed_at
+                       FROM settlement_runs""",
+}
+
 SCHEDULE = """
-WITH bounds AS (
+WITH promises AS ({promises}),
+bounds AS (
   -- the run's start is on this machine's clock; shift it by the database clock's offset
   SELECT now() AS now_,
          coalesce(now() - %(window)s::interval, %(since)s + (now() - %(here)s)) AS start_
@@ -42,8 +60,8 @@ decided AS (
   SELECT f.status, f.due_at, f.completed_at,
          extract(epoch FROM coalesce(f.completed_at, b.now_) - f.due_at)::float8 AS lag,
          f.due_at <= b.now_ AS past_due
-    FROM flows f CROSS JOIN bounds b
-   WHERE f.kind = %(flow)s AND f.due_at IS NOT NULL
+    FROM promises f CROSS JOIN bounds b
+   WHERE f.due_at IS NOT NULL
      AND ((f.due_at > b.start_ AND f.due_at <= b.now_)
           OR (f.status = 'completed' AND f.completed_at > b.start_
               AND f.completed_at <= b.now_ AND f.completed_at <= f.due_at))
@@ -64,7 +82,7 @@ SELECT count(*) AS due,
 
 
 class ScheduleProbeConfig(ProbeConfig):
-    flow: Literal["refund", "final_payment"]
+    flow: Literal["refund", "final_payment", "settlement"]
     measure: Measure = "on_time_ratio"
     window: PositiveDuration | None = Field(
         default=None, description="the last this long (default: since the run began)")
@@ -91,9 +109,9 @@ class ScheduleProbe:
     async def counts(self) -> dict[str, Any]:
         """Every measure at once (for reports that want the whole picture)."""
         window = f"{self.config.window} seconds" if self.config.window else None
-        return await self.source.row(SCHEDULE, {
-            "window": window, "since": self.started, "here": datetime.now(UTC),
-            "flow": self.config.flow})
+        query = SCHEDULE.format(promises=PROMISES[self.config.flow])
+        return await self.source.row(query, {
+            "window": window, "since": self.started, "here": datetime.now(UTC)})
 
     async def close(self) -> None:
         await self.source.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +14,8 @@ from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeContext
 from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
-from chaoskit.stack.database import migrate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def ledger_db(postgres_url: str) -> Iterator[str]:
-    """A fresh database with the stack's schema. Not `database_url`: these tests unbalance the
-    books on purpose, which that fixture's after-test balance check would refuse."""
-    from tests.fixtures.postgres import with_database  # late: pytest loads it as a plug-in
-
-    name = f"ck_probe_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(postgres_url, name)
-    asyncio.run(_migrate(url))
-    yield url
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _migrate(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url) as conn:
-        await migrate(conn)
 
 
 def flow(url: str, fid: str, kind: str = "refund", status: str = "completed", *,
