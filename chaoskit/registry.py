@@ -1,4 +1,4 @@
-"""One registry per plug-in point, filled from entry points (built-in kinds register the same way)."""
+"""One registry per plug-in point, filled from entry points (built-in kinds register so too)."""
 
 from __future__ import annotations
 

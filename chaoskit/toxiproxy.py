@@ -14,6 +14,7 @@ server may be shared and `reset` would strip other people's toxics.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -125,10 +126,8 @@ class ToxiproxyServer:
         return True
 
     def delete_proxy(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self._call("delete", f"/proxies/{name}")
-        except NotFound:
-            pass
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         # POST is what the client offers; v2.12 logs it as deprecated in favour of PATCH but
@@ -155,10 +154,8 @@ class ToxiproxyServer:
                                 hint="check the toxic's type, stream and attributes") from exc
 
     def remove_toxic(self, proxy: str, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self._call("delete", f"/proxies/{proxy}/toxics/{name}")
-        except NotFound:
-            pass
 
 
 def _text(exc: Exception) -> str:

@@ -11,6 +11,7 @@ that was already open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from typing import Literal, Protocol
@@ -55,10 +56,8 @@ class EchoRoundTrips:
 
     async def close(self) -> None:
         self._writer.close()
-        try:
+        with contextlib.suppress(OSError):  # the peer may have reset it: nothing left to close
             await self._writer.wait_closed()
-        except OSError:  # the peer may already have reset it: nothing left to close
-            pass
 
 
 def _content_length(head: bytes) -> int:

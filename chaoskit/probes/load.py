@@ -1,7 +1,7 @@
 """`type: load`: what clients were told, from the run's own load engine (errors, latency, rate).
 
     probe: {type: load, measure: error_ratio, window: 5s}            # errors / sent
-    probe: {type: load, measure: p99, flow: final_payment, window: 5s}  # seconds, from intended time
+    probe: {type: load, measure: p99, flow: final_payment, window: 5s}  # s, from intended time
 """
 
 from __future__ import annotations

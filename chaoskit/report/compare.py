@@ -104,7 +104,8 @@ def compare_items(a: list[Record], b: list[Record]) -> list[ItemComparison]:
         op = parse_threshold(item["expect"]).op
         for phase in item.get("phases", list(PHASE_OF)):
             key, engine_phase = (name, phase), PHASE_OF[phase]
-            va, vb = samples_a.get((name, engine_phase), []), samples_b.get((name, engine_phase), [])
+            key = (name, engine_phase)
+            va, vb = samples_a.get(key, []), samples_b.get(key, [])
             shift = compare_samples(va, vb, item.get("confidence", 0.95), how)
             da, db = verdicts_a.get(key), verdicts_b.get(key)
             rows.append(ItemComparison(

@@ -1,4 +1,4 @@
-"""Statistics for verdicts that do not flap: seeded bootstrap intervals, Mann-Whitney U, effect size.
+"""Statistics for verdicts that do not flap: seeded bootstrap, Mann-Whitney U, effect size.
 
 A relative expectation (`<= baseline * 1.5`) is judged on the *margin*
 `stat(values) - (stat(baseline) * scale + shift)`, where `stat` is a robust location statistic

@@ -77,7 +77,8 @@ def check_condition(text: str) -> str:
         parse_threshold(text)
     except ValueError:
         raise ValueError(f"'{right}' in '{text}' is not a number, duration, percentage, rate "
-                         "or baseline; write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'") from None
+                         "or baseline; write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'"
+                         ) from None
     return text
 
 

@@ -85,19 +85,23 @@ def _schema(pattern: str, example: str, description: str) -> WithJsonSchema:
 
 
 _DUR_PATTERN = r"^\s*(\d+(\.\d+)?\s*(us|µs|ms|s|m|h|d)\s*)+$"
+# Durations are floats of seconds in Python; written back as '1.5s' in JSON (journals, schema).
+_AS_SECONDS = PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")
+_RATE_PATTERN = r"^\s*\d+(\.\d+)?\s*(/\s*(s|m|h)|rps)?\s*$"
+_PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
 Duration = Annotated[float, BeforeValidator(parse_duration),
                      _schema(_DUR_PATTERN, "300ms", "a duration: 300ms, 1.5s, 2m, 1h"),
-                     PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")]
+                     _AS_SECONDS]
 PositiveDuration = Annotated[float, BeforeValidator(positive_duration),
                              _schema(_DUR_PATTERN, "2m", "a duration greater than zero"),
-                             PlainSerializer(lambda v: f"{v:g}s", return_type=str, when_used="json")]
+                             _AS_SECONDS]
 Rate = Annotated[float, BeforeValidator(parse_rate),
                  WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
-                                           {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(/\s*(s|m|h)|rps)?\s*$"}],
+                                           {"type": "string", "pattern": _RATE_PATTERN}],
                                  "examples": ["200/s"], "description": "requests per second"})]
 Ratio = Annotated[float, BeforeValidator(parse_ratio),
                   WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                                            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}],
+                                            {"type": "string", "pattern": _PERCENT_PATTERN}],
                                   "examples": ["50%"], "description": "a share: 50% or 0.5"})]
 TimeScale = Annotated[float, BeforeValidator(parse_time_scale),
                       WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},

@@ -1,4 +1,4 @@
-"""The HTML report of real fake-platform runs, rendered in headless Chromium and checked as a page."""
+"""The HTML report of real fake-platform runs, rendered in headless Chromium, checked as a page."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import signal
 import subprocess
 import sys
@@ -212,7 +211,8 @@ def test_recover_by_hand_reverts_what_a_dead_run_left(lab: Lab) -> None:
         from pathlib import Path
         from chaoskit.spec.loader import load_experiment
         from chaoskit.engine.runner import Run, RunOptions
-        run = Run(load_experiment({str(path)!r}), "x", RunOptions(out_dir=Path({str(lab.tmp / 'runs')!r}), watchdog=False))
+        options = RunOptions(out_dir=Path({str(lab.tmp / 'runs')!r}), watchdog=False)
+        run = Run(load_experiment({str(path)!r}), "x", options)
         async def crash():
             from chaoskit.engine.rollback import driver_for
             from chaoskit.platforms import platform_for

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from chaoskit.spec.conditions import parse_threshold
 from chaoskit.report.statistics import (
     cliffs_delta,
     common_language,
@@ -15,6 +14,7 @@ from chaoskit.report.statistics import (
     delta_magnitude,
     mann_whitney_u,
 )
+from chaoskit.spec.conditions import parse_threshold
 
 RELATIVE = parse_threshold("<= baseline * 1.5")
 
