@@ -104,8 +104,8 @@ def compare_items(a: list[Record], b: list[Record]) -> list[ItemComparison]:
         op = parse_threshold(item["expect"]).op
         for phase in item.get("phases", list(PHASE_OF)):
             key, engine_phase = (name, phase), PHASE_OF[phase]
-            key = (name, engine_phase)
-            va, vb = samples_a.get(key, []), samples_b.get(key, [])
+            series = (name, engine_phase)
+            va, vb = samples_a.get(series, []), samples_b.get(series, [])
             shift = compare_samples(va, vb, item.get("confidence", 0.95), how)
             da, db = verdicts_a.get(key), verdicts_b.get(key)
             rows.append(ItemComparison(
