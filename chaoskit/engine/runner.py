@@ -33,6 +33,7 @@ from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.models import Experiment
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+CLUSTER_LOAD_LEAD = 5.0  # seconds a load Job's pods get to be scheduled before they all start
 
 
 @dataclass
@@ -137,11 +138,35 @@ class Run:
 
         load = spec or self.experiment.load
         assert load is not None
+        if spec is None and load.pods and hasattr(self.platform, "start_load_job"):
+            await self._drive_from_cluster(load, load.pods)
+            return
         summary = await drive(load, self._entry_url(load.target), seed=self.seed,
                               stop=stop or self._abort, on_window=self._load_window,
                               ack_path=str(self.run_dir / "acknowledged.jsonl"))
         totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
         self.journal.write("load-summary", phase=self.phase, **totals)
+
+    async def _drive_from_cluster(self, load: LoadSpec, pods: int) -> None:
+        """The inject phase's load from an Indexed Job: each pod sends its share of the one
+        schedule from its own machine; their merged report joins this journal."""
+        from chaoskit.load.engine import plan_for
+
+        plan = plan_for(load, self._entry_url(load.target), seed=self.seed, ack_path=None)
+        start_at = time.time() + CLUSTER_LOAD_LEAD
+        job = await asyncio.to_thread(self.platform.start_load_job, plan, pods=pods,
+                                      start_at=start_at)
+        self.journal.write("load-job", job=job, pods=pods, start_at=start_at)
+        deadline = time.monotonic() + CLUSTER_LOAD_LEAD + plan.run_seconds + plan.timeout + 60
+        try:
+            while (time.monotonic() < deadline and
+                   await asyncio.to_thread(self.platform.load_reports_ready, job) < pods):
+                await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(self.platform.stop_load_job, job)
+            raise
+        merged = await asyncio.to_thread(self.platform.collect_load, job, pods, 0.0)
+        self.journal.write("load-summary", phase=self.phase, distributed=True, **merged)
 
     async def _steady(self, seconds: float) -> None:
         """A steady phase (baseline, recover): the profile's opening rate, so that what is

@@ -122,6 +122,9 @@ class LoadSpec(BaseModel):
         "how often a client resends a request that timed out, lost its connection, or got "
         "409/5xx, with the same Idempotency-Key, as payment SDKs do"))
     retry_after: PositiveDuration = Field(default=0.2, description="wait before a resend")
+    pods: int | None = Field(default=None, ge=1, le=1000, description=(
+        "on Kubernetes: send the inject phase's load from an Indexed Job of this many pods, "
+        "each taking its share of the one arrival schedule"))
 
     @field_validator("target")
     @classmethod

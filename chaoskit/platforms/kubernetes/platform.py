@@ -307,8 +307,8 @@ class KubernetesPlatform:
                                  "probe against the cluster's Prometheus")
 
     # -- load from many machines ----------------------------------------------------------
-    def start_load_job(self, plan: LoadPlan, *, pods: int, image: str, start_at: float,
-                       name: str | None = None) -> str:
+    def start_load_job(self, plan: LoadPlan, *, pods: int, start_at: float,
+                       image: str = workloads.IMAGE, name: str | None = None) -> str:
         """Create the load Indexed Job (pods start sending at wall-clock `start_at`)."""
         name = name or f"chaoskit-load-{secrets.token_hex(3)}"
         job = load_job.load_job(plan, name=name, pods=pods, image=image, run=self.run,
@@ -330,6 +330,16 @@ class KubernetesPlatform:
         for index in reports:
             self.cluster.delete_object("ConfigMap", self.namespace, f"{job}-{index}")
         return merged
+
+    def load_reports_ready(self, job: str) -> int:
+        """How many pods of the load Job have reported so far."""
+        return len(self._load_reports(job))
+
+    def stop_load_job(self, job: str) -> None:
+        """Abort: remove the Job (its pods stop) and whatever reports it left."""
+        self.cluster.delete_object("Job", self.namespace, job)
+        for index in self._load_reports(job):
+            self.cluster.delete_object("ConfigMap", self.namespace, f"{job}-{index}")
 
     def _load_reports(self, job: str) -> dict[int, dict[str, Any]]:
         maps = self.cluster.list_objects("ConfigMap", self.namespace, f"{load_job.LOAD_JOB}={job}")
