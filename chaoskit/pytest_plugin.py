@@ -155,15 +155,9 @@ def chaoskit_probe() -> Callable[..., float]:
     """`chaoskit_probe("schedule", platform, flow="refund", measure="on_time_ratio")` -> value."""
     def sample(probe_type: str, platform: Any, **options: Any) -> float:
         from chaoskit.engine.sampling import build_probe
-        from chaoskit.probes.base import ProbeContext
+        from chaoskit.probes.base import ProbeContext, read_once
         from chaoskit.spec.models import ProbeRef
 
-        probe = build_probe(ProbeRef(type=probe_type, **options), ProbeContext(platform, "."))
-
-        async def once() -> float:
-            try:
-                return float(await probe.sample())
-            finally:
-                await probe.close()
-        return asyncio.run(once())
+        return read_once(build_probe(ProbeRef(type=probe_type, **options),
+                                     ProbeContext(platform, ".")))
     return sample

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -22,6 +23,17 @@ class ProbeContext:
     run_dir: str
     acknowledged_path: str | None = None  # the load engine's record of acknowledged requests
     load_windows: Any = None  # deque of (monotonic time, load window dict) while load runs
+
+
+def read_once(probe: Probe) -> float:
+    """Take one sample outside a run (tests, notebooks, the chaoskit_probe fixture), then close."""
+
+    async def once() -> float:
+        try:
+            return float(await probe.sample())
+        finally:
+            await probe.close()
+    return asyncio.run(once())
 
 
 class Probe(Protocol):

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
 
@@ -39,12 +39,7 @@ def entry(conn: psycopg.Connection[Any], fid: str, amount: str, currency: str = 
 
 
 def read(probe: Any) -> float:
-    async def once() -> float:
-        try:
-            return float(await probe.sample())
-        finally:
-            await probe.close()
-    return asyncio.run(once())
+    return read_once(probe)
 
 
 def schedule(url: str, **options: object) -> ScheduleProbe:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig
 from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
 from chaoskit.spec.conditions import parse_threshold
@@ -36,13 +36,7 @@ def prometheus(prometheus_server: Callable[[list[str]], Prometheus],
 def ask(url: str, **options: object) -> float:
     config = PrometheusProbeConfig.model_validate({"url": url, **options})
     probe = PrometheusProbe(config, ProbeContext(platform=None, run_dir="/tmp"))
-
-    async def once() -> float:
-        try:
-            return await probe.sample()
-        finally:
-            await probe.close()
-    return asyncio.run(once())
+    return read_once(probe)
 
 
 def test_instant_queries_read_the_known_values(prometheus: Prometheus) -> None:

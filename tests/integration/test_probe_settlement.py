@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
 
 pytestmark = pytest.mark.integration
@@ -29,13 +27,7 @@ def _measure(url: str, measure: str) -> float:
     config = ScheduleProbeConfig(flow="settlement", measure=measure, window="1h",
                                  database_url=url)
     probe = ScheduleProbe(config, ProbeContext(None, "."))
-
-    async def once() -> float:
-        try:
-            return await probe.sample()
-        finally:
-            await probe.close()
-    return asyncio.run(once())
+    return read_once(probe)
 
 
 def test_batches_are_judged_against_their_windows(ledger_db: str) -> None:

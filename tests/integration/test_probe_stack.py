@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig
 from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
@@ -75,12 +75,7 @@ def drive(lab: Lab, acks: Path) -> None:
 
 
 def read(probe: Any) -> float:
-    async def once() -> float:
-        try:
-            return float(await probe.sample())
-        finally:
-            await probe.close()
-    return asyncio.run(once())
+    return read_once(probe)
 
 
 def wait_refunds_done(context: ProbeContext, timeout: float = 30.0) -> float:

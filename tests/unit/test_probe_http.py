@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.http import HttpProbe, HttpProbeConfig
 
 ROUTES = {"/ready": (200, "ready"), "/starting": (200, "starting"), "/down": (503, "down"),
@@ -62,13 +61,7 @@ def base_url() -> Iterator[str]:
 def measure(**options: object) -> float:
     probe = HttpProbe(HttpProbeConfig.model_validate(options),
                       ProbeContext(platform=None, run_dir="/tmp"))
-
-    async def once() -> float:
-        try:
-            return await probe.sample()
-        finally:
-            await probe.close()
-    return asyncio.run(once())
+    return read_once(probe)
 
 
 def test_ok_needs_an_expected_status_and_the_body(base_url: str) -> None:
