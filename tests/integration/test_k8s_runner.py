@@ -71,6 +71,8 @@ def test_the_runner_role_is_enough_for_each_shipped_kubernetes_experiment(
         assert asyncio.run(driver_for(fault.type, target).preflight(fault.intent)) == []
         assert target.missing_access(fault.type, fault.intent.get("mode", "")) == []
     assert target.missing_access("load-job") == []
+    for mode in ("kill", "drain", "node-down", "isolate"):  # every node-loss mode, isolate too
+        assert target.missing_access("node-loss", mode) == [], mode
 
 
 def test_the_runner_is_refused_outside_its_namespace_and_for_node_deletion(

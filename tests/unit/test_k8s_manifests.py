@@ -330,8 +330,8 @@ def test_stack_pods_mount_no_api_token(docs: list[Doc]) -> None:
 
 # -- the runner's RBAC -------------------------------------------------------------------------
 
-RUNNER_NEEDS = {  # (api group, resource) -> verbs the shipped Kubernetes experiments use
-    ("", "pods"): {"get", "list", "watch", "delete"},
+RUNNER_NEEDS = {  # (api group, resource) -> verbs the Kubernetes node-loss modes and faults use
+    ("", "pods"): {"get", "list", "watch", "delete", "patch"},
     ("", "pods/eviction"): {"create"},
     ("", "configmaps"): {"get", "list", "create", "delete"},
     ("apps", "deployments"): {"get", "patch"},
