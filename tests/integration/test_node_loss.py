@@ -102,19 +102,32 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
+def feed_until_held(platform: LocalPlatform, node: str, payments: list[str]) -> list[str]:
+    """Refunds in small rounds until `node`'s worker holds a lease: one worker may claim a
+    whole batch (up to its concurrency), so a single batch could all land elsewhere."""
+    ids: list[str] = []
+    for start in range(0, len(payments), 4):
+        ids += refund(platform.entry_url(), payments[start:start + 4])
+        try:
+            wait_for(lambda: platform.leases_held(node) > 0, 1.0, f"leases on {node}")
+            return ids
+        except AssertionError:
+            continue
+    raise AssertionError(f"{node}'s worker never held a lease over {len(ids)} refunds")
+
+
 def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
     platform, driver = lab.platform, NodeLoss(lab.platform)
-    paid = create_payments(platform.entry_url(), 16)
+    paid = create_payments(platform.entry_url(), 40)
     with slow_bank(platform, SLOW_MS):
-        ids = refund(platform.entry_url(), paid[:12])
         victim = platform.node_for_role("scheduler-leader")
-        wait_for(lambda: platform.leases_held(victim) > 0, 10, f"leases on {victim}")
+        ids = feed_until_held(platform, victim, paid[:36])
         config = NodeLossConfig(mode="kill", recovery_timeout=30)
         intent = driver.plan("kill-leader", {"role": "scheduler-leader"}, config,
                              random.Random(7))
         assert intent["node"] == victim
         facts = run(driver.inject(intent))
-        during = refund(platform.entry_url(), paid[12:])  # HAProxy routes around the dead node
+        during = refund(platform.entry_url(), paid[36:])  # HAProxy routes around the dead node
         effect = run(driver.measure_effect(intent))
     print(f"\nkill {victim}: leases held {facts['leases_held']}, takeover after "
           f"{effect['first_takeover_s']}s, new leader after {effect['leader_s']}s, "

@@ -203,3 +203,21 @@ def test_the_labs_promises_fall_due_inside_a_run_and_can_be_overridden(tmp_path:
     assert parse_duration(env["CHAOSKIT_REFUND_SLA"]) / 60 <= 15  # real seconds at 60x
     custom = topology.stack_env(lab, topology.LabOptions(env={"CHAOSKIT_REFUND_SLA": "2h"}))
     assert custom["CHAOSKIT_REFUND_SLA"] == "2h"
+
+
+def test_a_lab_that_is_not_up_is_refused_with_the_way_to_start_it(tmp_path: Path) -> None:
+    from chaoskit.errors import PlatformError
+    from chaoskit.platforms.local.platform import LocalPlatform
+
+    with pytest.raises(PlatformError) as missing:
+        LocalPlatform(str(tmp_path / "nowhere")).toxiproxy_url()
+    assert "chaoskit lab up" in missing.value.hint
+    lab = sample_state(tmp_path)
+    lab.status, lab.toxiproxy_api, lab.entry_url = "down", "http://127.0.0.1:1", "http://x"
+    state.save(lab)
+    with pytest.raises(PlatformError, match="is down") as down:
+        LocalPlatform(str(tmp_path)).entry_url()
+    assert "chaoskit lab up" in down.value.hint
+    lab.status = "up"
+    state.save(lab)
+    assert LocalPlatform(str(tmp_path)).toxiproxy_url() == "http://127.0.0.1:1"

@@ -55,15 +55,26 @@ class LocalPlatform:
     def lab(self) -> LabState:
         return state.load(self.dir)
 
+    def running_lab(self) -> LabState:
+        """The lab's state, refusing one that is not up: its addresses would lead nowhere."""
+        if not state.exists(self.dir):
+            raise PlatformError(f"no lab at {self.dir}",
+                                hint="start one with `chaoskit lab up` (target.lab names it)")
+        lab = self.lab()
+        if lab.status not in ("up", "creating"):
+            raise PlatformError(f"the lab at {self.dir} is {lab.status}",
+                                hint="start it with `chaoskit lab up` (target.lab names it)")
+        return lab
+
     # -- addresses -------------------------------------------------------------------------
     def toxiproxy_url(self) -> str:
-        return self._toxiproxy or self.lab().toxiproxy_api
+        return self._toxiproxy or self.running_lab().toxiproxy_api
 
     def declared_proxies(self) -> list[dict[str, str]]:
         return list(self._declared)
 
     def entry_url(self) -> str:
-        return self.lab().entry_url
+        return self.running_lab().entry_url
 
     def database_url(self) -> str:
         """Direct to PostgreSQL, not through Toxiproxy: probes must see the truth."""
