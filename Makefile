@@ -6,10 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit integration bench gate lint schema clean
+.PHONY: setup setup-kubernetes demo test unit integration bench gate lint schema clean
 
 setup: $(STAMP)
 	@.ci/install-system.sh
+
+# The real Kubernetes control plane the tests use (built once, cached in ~/.cache/chaoskit).
+setup-kubernetes: $(STAMP)
+	@.ci/install-system.sh --kubernetes
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +26,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	@$(BIN)/python -m chaoskit.demo
 
-test: setup
+test: setup-kubernetes
 	@set +e; $(BIN)/pytest tests/unit tests/integration -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-unit: setup
+unit: setup-kubernetes
 	@$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 bench: setup

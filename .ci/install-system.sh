@@ -2,8 +2,9 @@
 # Installs the real servers chaoskit drives: idempotent, cached outside the repo.
 #   Debian packages: haproxy nginx-light wrk chromium prometheus iproute2 (as root)
 #   toxiproxy-server v2.12.0 built with `go install` into ~/.cache/chaoskit/bin
-#   kustomize, and the test control plane (kube-apiserver, controller-manager, scheduler, etcd,
-#   kwok) built from our Go modules into ~/.cache/chaoskit/k8s-v*/ (cold: ~10-25 min, then cached)
+#   with --kubernetes: kustomize, and the test control plane (kube-apiserver, controller-manager,
+#   scheduler, etcd, kwok) built from our Go modules into ~/.cache/chaoskit/k8s-v*/ (cold:
+#   ~10-25 min, then cached)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -58,4 +59,7 @@ install_kubernetes_tools() {
 
 install_debian
 install_toxiproxy
-install_kubernetes_tools
+# The test control plane is for the test suite only (`make test`); the demo does not need it.
+if [ "${1:-}" = "--kubernetes" ]; then
+  install_kubernetes_tools
+fi
