@@ -13,6 +13,7 @@ import kubernetes
 import kubernetes_validate
 import pytest
 
+from chaoskit.stack.config import StackConfig
 from tests.fixtures.control_plane import kustomize_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,9 +183,8 @@ def test_environment_names_are_ones_the_stack_config_reads(docs: list[Doc]) -> N
 
 
 def test_the_stack_config_accepts_every_containers_environment(docs: list[Doc]) -> None:
-    config_module = pytest.importorskip("chaoskit.stack.config")
     for _, template, container in stack_containers(docs):
-        config = config_module.StackConfig.from_env(container_env(docs, template, container))
+        config = StackConfig.from_env(container_env(docs, template, container))
         assert config.listen_address == ("0.0.0.0", container_port(container, "http"))
         assert config.node == "node-1" and config.instance == "pod-1"
 
