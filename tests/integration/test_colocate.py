@@ -16,6 +16,7 @@ from chaoskit.faults.colocate import Colocate, ColocateConfig, OfflineWork
 from chaoskit.platforms.local import cgroups, offline
 from chaoskit.platforms.local.platform import LocalPlatform
 from tests.fixtures.lab import RunningLab
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="cgroup nodes need root")]
@@ -37,14 +38,6 @@ def cpu_group(platform: LocalPlatform, process_id: str) -> Path:
     raise AssertionError("no cpu cgroup")
 
 
-def wait_for(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def gateway_of(platform: LocalPlatform, node: str) -> str:
     return next(p.id for p in platform.lab().processes_on(node) if p.service == "gateway")
@@ -65,7 +58,7 @@ def test_isolated_burner_runs_in_a_low_weight_group_on_the_nodes_cpus(lab: Runni
         cpuset = cgroups.ROOT / "cpuset" / group.relative_to(cgroups.ROOT / "cpu")
         assert (cpuset / "cpuset.cpus").read_text() == (cpuset.parent / "cpuset.cpus").read_text()
         # timeout(1), the burner and its second worker (forked once the burner has started)
-        assert wait_for(lambda: len(cgroups.members(group)) == 3, 10.0)
+        wait_for(lambda: len(cgroups.members(group)) == 3, 10.0, "3 processes in the group")
     finally:
         reverted = asyncio.run(driver.revert(intent))
     assert reverted["stopped"] == facts["processes"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from kubernetes import client, utils
+
+from tests.fixtures.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.fixtures.control_plane import ControlPlane
@@ -20,16 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 SMOKE = "smoke"
 
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """The first truthy result of `check`, polled until `timeout` (then the test fails)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"not reached within {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,20 +32,12 @@ from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.loader import load_experiment
 from chaoskit.spec.models import Experiment
 from tests.fixtures.control_plane import ROOT, ControlPlane, kustomize_build
+from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 NS = "payments"
 SCOPE = {"namespaces": [NS], "selectors": {"app.kubernetes.io/component": "online"}}
 
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"not reached within {timeout:.0f}s: {what or check}")
 
 
 def apply(api: Any, docs: list[dict[str, Any]]) -> None:

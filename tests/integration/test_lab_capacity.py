@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -10,16 +9,10 @@ import pytest
 
 from chaoskit.platforms.local import haproxy, netns, processes
 from tests.fixtures.lab import RunningLab
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-
-def wait_for(check, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def healthy(url: str) -> bool:

@@ -8,7 +8,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -19,6 +19,7 @@ from chaoskit.platforms.local import haproxy
 from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.toxiproxy import ToxiproxyServer
 from tests.fixtures.lab import RunningLab
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 BANKS = ("bank-alpha", "bank-beta", "bank-gamma")
@@ -68,13 +69,6 @@ def refund(entry: str, payment_ids: list[str]) -> list[str]:
 def create_refunds(entry: str, count: int) -> list[str]:
     return refund(entry, create_payments(entry, count))
 
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def flow_facts(platform: LocalPlatform, ids: list[str]) -> dict[str, tuple[str, int]]:

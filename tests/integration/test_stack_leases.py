@@ -6,13 +6,13 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
 
 import httpx
 import psycopg
 import pytest
 
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 TTL = 1.0
@@ -50,14 +50,6 @@ def flow_row(url: str, flow_id: str) -> dict[str, object]:
     return {"status": status, "owner": owner, "takeovers": takeovers, "attempts": attempts,
             "entries": entries}
 
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def metric(process: ServiceProcess, name: str) -> float:

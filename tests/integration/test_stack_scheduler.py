@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Callable
 
 import httpx
 import psycopg
 import pytest
 
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 TTL = 1.0
@@ -28,14 +28,6 @@ def fleet(stack_services: ServiceFleet, database_url: str) -> ServiceFleet:
 def is_leader(process: ServiceProcess) -> bool:
     return bool(httpx.get(process.url + "/healthz", timeout=2).json()["leader"])
 
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_pair(fleet: ServiceFleet, **env: str) -> tuple[ServiceProcess, ServiceProcess]:
