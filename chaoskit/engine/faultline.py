@@ -41,9 +41,9 @@ class FaultLine:
         self.platform = platform
         self.journal = journal
         self.records: list[Record] = []  # intents and reverts, for the final rollback
-        self.active: dict[str, float] = {}  # name -> applied at (monotonic)
         self.failure: BaseException | None = None
         self._applying: set[asyncio.Task[None]] = set()
+        self._measuring: set[asyncio.Task[None]] = set()  # held, so none is collected mid-run
 
     def _record(self, kind: str, **fields: Any) -> None:
         self.records.append(self.journal.write(kind, **fields))
@@ -73,10 +73,11 @@ class FaultLine:
             self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
             self.failure = self.failure or exc
             return
-        self.active[pf.name] = time.monotonic()
         self.journal.write("applied", fault=pf.name, type=pf.type, facts=facts or {})
         if isinstance(driver, MeasuresEffect):
-            asyncio.create_task(self._measure(driver, pf))
+            task = asyncio.create_task(self._measure(driver, pf))
+            self._measuring.add(task)
+            task.add_done_callback(self._measuring.discard)
 
     async def _measure(self, driver: MeasuresEffect, pf: PlannedFault) -> None:
         try:
@@ -85,11 +86,16 @@ class FaultLine:
             effect = {"error": repr(exc)}
         self.journal.write("effect", fault=pf.name, effect=effect)
 
+    async def _revert(self, record: Record) -> bool:
+        reverted = await revert_one(record, self.platform, self.journal)
+        if reverted:
+            self.records.append({"kind": "reverted", "fault": record["fault"]})
+        return reverted
+
     async def revert(self, name: str) -> None:
         for record in outstanding_intents(self.records):
-            if record["fault"] == name and await revert_one(record, self.platform, self.journal):
-                self.records.append({"kind": "reverted", "fault": name})
-                self.active.pop(name, None)
+            if record["fault"] == name:
+                await self._revert(record)
 
     async def settle(self) -> None:
         """Wait for applies in flight (blocking clients cannot be cancelled mid-call)."""
@@ -99,14 +105,14 @@ class FaultLine:
 
     async def revert_everything(self) -> bool:
         await self.settle()
-        ok = True
-        for record in outstanding_intents(self.records):
-            reverted = await revert_one(record, self.platform, self.journal)
-            if reverted:
-                self.records.append({"kind": "reverted", "fault": record["fault"]})
-                self.active.pop(record["fault"], None)
-            ok = ok and reverted
-        return ok
+        # A list, not a generator: every fault is attempted even after one fails to revert.
+        return all([await self._revert(record) for record in outstanding_intents(self.records)])
+
+    async def stop_measuring(self) -> None:
+        """End measurements still watching (e.g. a recovery) before the journal closes."""
+        for task in list(self._measuring):
+            task.cancel()
+        await asyncio.gather(*self._measuring, return_exceptions=True)
 
     def intents(self) -> list[Record]:
         return [r for r in self.records if r["kind"] == "intent"]

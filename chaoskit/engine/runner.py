@@ -272,6 +272,7 @@ class Run:
         self._enter("rollback")
         await self.sampling.stop()
         reverted = await self.faultline.revert_everything()
+        await self.faultline.stop_measuring()
         checked = await audit(self.faultline.intents(), self.platform, self.journal)
         await self.sampling.close_probes()
         judged = verdicts.judge(self.experiment, self._records())

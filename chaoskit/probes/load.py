@@ -38,8 +38,15 @@ class LoadProbe:
                              hint="add load: to the experiment, or use a metrics probe")
 
     def _recent(self) -> list[dict[str, Any]]:
+        """Windows of the last `window` seconds, read from the newest end: the deque holds the
+        whole run, and copying it on every sample would grow with the run's length."""
         since = time.monotonic() - self.config.window
-        return [w for at, w in list(self.windows) if at >= since]
+        recent = []
+        for at, window in reversed(self.windows):
+            if at < since:
+                break
+            recent.append(window)
+        return recent
 
     def _counts(self, windows: list[dict[str, Any]], name: str) -> float:
         if self.config.flow is None:
