@@ -126,10 +126,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _latest_open_journal(runs: Path) -> Path:
-    from chaoskit.engine.journal import read_journal, result
+    from chaoskit.engine.journal import is_closed
     journals = sorted(runs.glob("*/journal.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     for journal in journals:
-        if result(read_journal(journal)) is None:
+        if not is_closed(journal):
             return journal
     raise JournalError(f"no unfinished run under {runs}/",
                        hint="name the journal: chaoskit recover runs/<run>/journal.jsonl")

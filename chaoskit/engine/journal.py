@@ -72,6 +72,14 @@ def read_journal(path: str | Path) -> list[Record]:
     return records
 
 
+def is_closed(path: Path) -> bool:
+    """Whether a journal ends with its result. Reads only the tail: the watchdog polls it, and
+    `chaoskit recover` scans every run's."""
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - 65536))
+        return b'"kind":"result"' in file.read()
+
+
 def header(records: list[Record]) -> Record:
     return records[0]
 

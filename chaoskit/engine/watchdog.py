@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 from chaoskit.engine import lease
-from chaoskit.engine.journal import JournalWriter, outstanding_intents, read_journal, result
+from chaoskit.engine.journal import (
+    JournalWriter,
+    is_closed,
+    outstanding_intents,
+    read_journal,
+    result,
+)
 from chaoskit.engine.rollback import audit, revert_all
 from chaoskit.platforms import platform_from_description
 
@@ -66,17 +72,10 @@ async def recover_journal(journal_path: Path, reason: str) -> bool:
         writer.close()
 
 
-def _closed(journal_path: Path) -> bool:
-    """Whether the journal ends with a result; reads only its tail, as it is polled often."""
-    with open(journal_path, "rb") as file:
-        file.seek(max(0, file.seek(0, os.SEEK_END) - 65536))
-        return b'"kind":"result"' in file.read()
-
-
 def watch(journal_path: Path, lease_path: Path, runner_pid: int) -> int:
     """Wait until the run closes its journal (exit) or its lease lapses (recover)."""
     while True:
-        if _closed(journal_path):
+        if is_closed(journal_path):
             return 0
         if _runner_gone(lease_path, runner_pid):
             break
