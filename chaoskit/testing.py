@@ -31,7 +31,7 @@ class FakePlatform:
 
     def __init__(self, state_dir: str | Path | None = None, nodes: int = 3) -> None:
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="chaoskit-fake-"))
-        for sub in ("faults", "signals", "counters"):
+        for sub in ("faults", "signals", "counters", "roles"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         self._nodes = [NodeInfo(f"node-{i}", f"127.0.0.{i}") for i in range(1, nodes + 1)]
 
@@ -53,7 +53,12 @@ class FakePlatform:
         return list(self._nodes)
 
     def node_for_role(self, role: str) -> str:
-        return self._nodes[0].name
+        """The node a role is on: `move_role` sets it (a leader elected elsewhere, say)."""
+        path = self.state_dir / "roles" / role
+        return path.read_text() if path.exists() else self._nodes[0].name
+
+    def move_role(self, role: str, node: str) -> None:
+        (self.state_dir / "roles" / role).write_text(node)
 
     async def preflight(self) -> list[str]:
         problem = self.state_dir / "preflight-problem"
@@ -99,6 +104,8 @@ class FakeFault:
         node = target.get("node")
         if node == "any":
             node = rng.choice(self.platform.nodes()).name
+        elif "role" in target:
+            node = self.platform.node_for_role(target["role"])
         return {"fault": name, "node": node, **config.model_dump()}
 
     def _marker(self, intent: Intent) -> Path:

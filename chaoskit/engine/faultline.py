@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chaoskit import registry
@@ -12,7 +13,7 @@ from chaoskit.engine.journal import JournalWriter, Record, outstanding_intents
 from chaoskit.engine.rollback import driver_for, revert_one
 from chaoskit.engine.timeline import PlannedFault, fault_window
 from chaoskit.errors import FaultError
-from chaoskit.faults.base import MeasuresEffect
+from chaoskit.faults.base import Intent, MeasuresEffect
 from chaoskit.spec.models import Experiment
 
 INJECT_SETTLE_TIMEOUT = 30.0  # how long the final rollback waits for an inject still running
@@ -27,17 +28,21 @@ def plan_faults(experiment: Experiment, platform: Any, rng: random.Random) -> li
             raise FaultError(f"unknown fault type '{fault.type}'",
                              hint=registry.suggest(registry.FAULTS, fault.type))
         config = cls.Config.model_validate(fault.options())
-        intent = cls(platform).plan(fault.name, fault.target, config, rng)
+        seed = rng.getrandbits(63)  # one per fault: the same choices when it is planned again
+        intent = cls(platform).plan(fault.name, fault.target, config, random.Random(seed))
         start, end = fault_window(experiment, fault.start, fault.duration)
-        planned.append(PlannedFault(fault.name, fault.type, start, end, intent))
+        planned.append(PlannedFault(fault.name, fault.type, start, end, intent,
+                                    fault.target, config, seed))
     return planned
 
 
 class FaultLine:
     """Applies and reverts the planned faults on the run clock; the journal is its memory."""
 
-    def __init__(self, planned: list[PlannedFault], platform: Any, journal: JournalWriter) -> None:
+    def __init__(self, planned: list[PlannedFault], platform: Any, journal: JournalWriter,
+                 scope_check: Callable[[list[PlannedFault]], list[str]] = lambda _: []) -> None:
         self.planned = planned
+        self.scope_check = scope_check
         self.platform = platform
         self.journal = journal
         self.records: list[Record] = []  # intents and reverts, for the final rollback
@@ -66,25 +71,44 @@ class FaultLine:
 
     async def _apply(self, pf: PlannedFault) -> None:
         driver = driver_for(pf.type, self.platform)
-        self._record("intent", fault=pf.name, type=pf.type, intent=pf.intent)
         try:
-            facts = await driver.inject(pf.intent)
+            intent = await self._resolve(driver, pf)
+        except Exception as exc:  # noqa: BLE001 - nothing applied yet: abort, nothing to revert
+            self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
+            self.failure = self.failure or exc
+            return
+        self._record("intent", fault=pf.name, type=pf.type, intent=intent)
+        try:
+            facts = await driver.inject(intent)
         except Exception as exc:  # noqa: BLE001 - any driver failure aborts, with a revert
             self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
             self.failure = self.failure or exc
             return
         self.journal.write("applied", fault=pf.name, type=pf.type, facts=facts or {})
         if isinstance(driver, MeasuresEffect):
-            task = asyncio.create_task(self._measure(driver, pf))
+            task = asyncio.create_task(self._measure(driver, pf.name, intent))
             self._measuring.add(task)
             task.add_done_callback(self._measuring.discard)
 
-    async def _measure(self, driver: MeasuresEffect, pf: PlannedFault) -> None:
+    async def _resolve(self, driver: Any, pf: PlannedFault) -> dict[str, Any]:
+        """The intent as of now: targets resolved against the system at the fault's start,
+        still inside the experiment's scope (preflight checked the plan; this checks the act)."""
+        if pf.config is None:
+            return pf.intent
+        intent = await asyncio.to_thread(driver.plan, pf.name, pf.target, pf.config,
+                                         random.Random(pf.seed))
+        now = PlannedFault(pf.name, pf.type, pf.start, pf.end, intent)
+        problems = self.scope_check([now])
+        if problems:
+            raise FaultError("; ".join(problems), hint="widen target.scope or aim inside it")
+        return intent
+
+    async def _measure(self, driver: MeasuresEffect, name: str, intent: Intent) -> None:
         try:
-            effect = await driver.measure_effect(pf.intent)
+            effect = await driver.measure_effect(intent)
         except Exception as exc:  # noqa: BLE001 - a failed measurement is journaled, not fatal
             effect = {"error": repr(exc)}
-        self.journal.write("effect", fault=pf.name, effect=effect)
+        self.journal.write("effect", fault=name, effect=effect)
 
     async def _revert(self, record: Record) -> bool:
         reverted = await revert_one(record, self.platform, self.journal)

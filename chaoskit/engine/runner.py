@@ -219,7 +219,8 @@ class Run:
         planned = plan_faults(self.experiment, self.platform, self.rng)
         self.lease_path = self.run_dir / "lease"
         self._open()
-        self.faultline = FaultLine(planned, self.platform, self.journal)
+        self.faultline = FaultLine(planned, self.platform, self.journal,
+                                   lambda faults: scope_problems(self.experiment, faults))
         self.load_windows: deque[tuple[float, dict[str, Any]]] = deque(maxlen=36000)
         context = ProbeContext(self.platform, str(self.run_dir),
                                str(self.run_dir / "acknowledged.jsonl"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaoskit.spec.models import Experiment
@@ -10,13 +10,20 @@ from chaoskit.spec.models import Experiment
 
 @dataclass(frozen=True)
 class PlannedFault:
-    """A fault with its resolved intent and its window on the run clock (seconds into inject)."""
+    """A fault with its intent as planned, and its window on the run clock (seconds into inject).
+
+    `target`, `config` and `seed` let the engine resolve the target again when the fault
+    starts: a role ("the worker holding the most leases") means the system at that moment.
+    """
 
     name: str
     type: str
     start: float
     end: float
     intent: dict[str, Any]
+    target: dict[str, Any] = field(default_factory=dict)
+    config: Any = None
+    seed: int = 0
 
     def describe(self) -> str:
         detail = {k: v for k, v in self.intent.items() if k != "fault" and v not in (None, [], {})}

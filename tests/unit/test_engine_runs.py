@@ -317,3 +317,34 @@ def _read(path: Path) -> str:
 
 
 
+
+
+def _move_role_during_baseline(lab: Lab, node: str) -> None:
+    import threading
+
+    from chaoskit.testing import FakePlatform
+
+    def move() -> None:
+        time.sleep(0.5)  # after planning, before the fault starts
+        FakePlatform(lab.state).move_role("leader", node)
+    threading.Thread(target=move, daemon=True).start()
+
+
+def test_a_role_is_resolved_when_the_fault_starts_not_when_the_run_is_planned(lab: Lab) -> None:
+    path = lab.write(extra=", target: {role: leader}", baseline="1500ms")
+    _move_role_during_baseline(lab, "node-3")
+    done = lab.run(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (intent,) = [r for r in lab.journal() if r["kind"] == "intent"]
+    assert intent["intent"]["node"] == "node-3"
+
+
+def test_a_role_that_moves_outside_the_scope_is_refused_before_anything_is_applied(
+        lab: Lab) -> None:
+    path = lab.write(extra=", target: {role: leader}", baseline="1500ms",
+                     scope=", scope: {nodes: [node-1]}")
+    _move_role_during_baseline(lab, "node-3")
+    done = lab.run(path)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "outside scope" in done.stdout
+    assert "intent" not in kinds(lab.journal()) and lab.applied() == []
