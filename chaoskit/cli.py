@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaoskit.errors import ChaoskitError, JournalError, SpecError
+from chaoskit.errors import ChaoskitError, SpecError
 
 EPILOG = """\
 exit status: 0 hypothesis held, 1 hypothesis failed, 2 invalid input,
@@ -58,9 +58,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     experiment = _load(args.file)
     if args.dry_run:
-        return _dry_run(experiment, args.seed)
+        return _dry_run(experiment, args.seed, args.file)
     from chaoskit.engine.display import make_display
-    from chaoskit.engine.runner import RunOptions, run_experiment
+    from chaoskit.engine.run import RunOptions, run_experiment
     from chaoskit.exporter import Observers, RunExporter
     exporter = None
     if args.metrics_port is not None or args.pushgateway:
@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _after_run(journal: Path, args: argparse.Namespace) -> None:
-    from chaoskit.engine.journal import read_journal
+    from chaoskit.journal import read_journal
     from chaoskit.report.summary import print_summary
     print_summary(read_journal(journal))
     print(f"journal: {journal}")
@@ -94,19 +94,20 @@ def _write_report(journal: Path) -> Path | None:
     return Path(write_report(journal))
 
 
-def _dry_run(experiment: Any, seed: int | None) -> int:
+def _dry_run(experiment: Any, seed: int | None, source: str) -> int:
     import random
     import secrets
 
+    from chaoskit.engine import preflight
     from chaoskit.engine.faultline import plan_faults
     from chaoskit.engine.timeline import render
     from chaoskit.platforms import platform_for
     seed = seed if seed is not None else secrets.randbelow(2**31)
     platform = platform_for(experiment.target)
-    planned = plan_faults(experiment, platform, random.Random(seed))
+    run = f"dry-run-{secrets.token_hex(3)}"
+    planned = plan_faults(experiment, platform, random.Random(seed), run)
     print(render(experiment, planned, seed))
-    from chaoskit.engine.preflight import scope_problems
-    problems = scope_problems(experiment, planned) + asyncio.run(platform.preflight())
+    problems, _ = asyncio.run(preflight.check(experiment, platform, planned, run, source, seed))
     for problem in problems:
         print(f"preflight: {problem}", file=sys.stderr)
     print("dry run: nothing was injected" + ("" if not problems else "; preflight FAILED"))
@@ -114,29 +115,39 @@ def _dry_run(experiment: Any, seed: int | None) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from chaoskit.engine.watchdog import recover_journal
+    from chaoskit.engine.recovery import RunAlive, recover_journal
     if args.cluster:  # no journal needed: what chaoskit changed is marked on the cluster
         from chaoskit.platforms.kubernetes.recovery import recover_command
         return recover_command(args.namespace, args.context, args.run)
-    journal = Path(args.journal) if args.journal else _latest_open_journal(Path(args.out))
-    ok = asyncio.run(recover_journal(journal, "chaoskit recover"))
-    print(f"{journal}: " + ("every applied fault is reverted and the audit is clean" if ok
-                            else "some faults could not be reverted; see the journal"))
-    return 0 if ok else 4
-
-
-def _latest_open_journal(runs: Path) -> Path:
-    from chaoskit.engine.journal import is_closed
-    journals = sorted(runs.glob("*/journal.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    journals = [Path(args.journal)] if args.journal else _journals_to_recover(Path(args.out))
+    if not journals:
+        print(f"nothing to recover under {args.out}/: every run closed with its faults "
+              "reverted and a clean residue audit")
+        return 0
+    clean = True
     for journal in journals:
-        if not is_closed(journal):
-            return journal
-    raise JournalError(f"no unfinished run under {runs}/",
-                       hint="name the journal: chaoskit recover runs/<run>/journal.jsonl")
+        try:
+            report = asyncio.run(recover_journal(journal, "chaoskit recover", force=args.force))
+        except RunAlive as exc:
+            print(exc.render(), file=sys.stderr)
+            clean = False
+            continue
+        for line in report.lines():
+            print(line)
+        clean = clean and report.clean
+    return 0 if clean else 4
+
+
+def _journals_to_recover(runs: Path) -> list[Path]:
+    """Every run under `runs` that never closed, or closed with faults or residue left."""
+    from chaoskit.journal import needs_recovery, tail_result
+    journals = sorted(runs.glob("*/journal.jsonl"), key=lambda p: p.stat().st_mtime,
+                      reverse=True)
+    return [j for j in journals if needs_recovery(tail_result(j))]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from chaoskit.engine.journal import read_journal
+    from chaoskit.journal import read_journal
     from chaoskit.report.summary import json_summary, print_summary
     records = read_journal(args.journal)
     if args.json:
@@ -190,8 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also push them to a Prometheus Pushgateway at each phase change")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("recover", help="revert what a dead run left applied")
-    p.add_argument("journal", nargs="?", help="journal.jsonl (default: newest unfinished run)")
+    p = sub.add_parser("recover", help="revert what a dead run left applied",
+                       description="Revert what a run left applied, from its journal: runs "
+                                   "that never closed (chaoskit was killed) and runs that "
+                                   "closed with a fault not reverted or residue found. A live "
+                                   "run is never touched without --force.")
+    p.add_argument("journal", nargs="?",
+                   help="journal.jsonl (default: every run under --out that needs it)")
+    p.add_argument("--force", action="store_true",
+                   help="recover even a run whose lease is alive (only if it is hung)")
     p.add_argument("--out", default="runs", help="where to look for runs (default: runs/)")
     p.add_argument("--cluster", action="store_true",
                    help="revert what chaoskit marked on the Kubernetes cluster (no journal)")
@@ -217,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plugin_commands(sub: Any) -> None:
     try:
-        from chaoskit.platforms.local.commands import add_parser
+        from chaoskit.lab.commands import add_parser
     except ImportError:
         return
     add_parser(sub)

@@ -21,8 +21,9 @@ def _say(text: str) -> None:
 
 
 def lab_up() -> None:
-    from chaoskit.platforms.local import lab, state
-    from chaoskit.platforms.local.topology import LabOptions
+    from chaoskit.lab import lifecycle as lab
+    from chaoskit.lab import state
+    from chaoskit.lab.topology import LabOptions
 
     directory = state.lab_dir(LAB_NAME)
     if (directory / "state.json").exists() and state.load(directory).status != "down":
@@ -34,7 +35,7 @@ def lab_up() -> None:
 
 
 def lab_down() -> None:
-    from chaoskit.platforms.local import lab
+    from chaoskit.lab import lifecycle as lab
 
     residue = lab.down(LAB_NAME)
     print("lab down: nothing left behind" if not residue else f"lab down, residue: {residue}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, start_http_server
 
-from chaoskit.engine.journal import Record
+from chaoskit.journal import Record
 
 PHASES = ("preflight", "baseline", "inject", "recover", "rollback")
 
@@ -33,6 +34,11 @@ class RunExporter:
         self.probe = Gauge("chaoskit_probe_value", "latest value of each probe",
                            labels + ["probe", "role"], registry=self.registry)
         self.server: Any = start_http_server(port, address, self.registry) if port else None
+        self._wanted, self._closing = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._pusher, name="chaoskit-pushgateway",
+                                        daemon=True)
+        if pushgateway:
+            self._thread.start()
 
     def __call__(self, record: Record) -> None:
         kind, exp = record["kind"], self.experiment
@@ -49,19 +55,33 @@ class RunExporter:
             self._push()
         elif kind == "guardrail":
             self.trips.labels(exp, record["name"]).inc()
-        elif kind == "sample":
+        elif kind == "sample" and record.get("value") is not None:
             self.probe.labels(exp, record["name"], record.get("role", "")).set(record["value"])
         elif kind == "result":
             self.verdicts.labels(exp, record["status"]).inc()
             self._push()
 
     def _push(self) -> None:
+        """Ask the pusher thread for a push: never a network call on the run's event loop."""
         if self.pushgateway:
+            self._wanted.set()
+
+    def _pusher(self) -> None:
+        """Pushes whenever asked; a push asked for before close still goes out."""
+        while True:
+            if not self._wanted.wait(0.2):
+                if self._closing.is_set():
+                    return
+                continue
+            self._wanted.clear()
             with contextlib.suppress(OSError):  # a dashboard outage must not fail a game day
-                push_to_gateway(self.pushgateway, job="chaoskit", registry=self.registry,
+                push_to_gateway(str(self.pushgateway), job="chaoskit", registry=self.registry,
                                 grouping_key={"experiment": self.experiment}, timeout=2)
 
     def close(self) -> None:
+        if self.pushgateway and self._thread.is_alive():
+            self._closing.set()
+            self._thread.join(timeout=5)
         if self.server is not None:
             server, thread = self.server
             server.shutdown()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,7 @@ class ExperimentFailed(Exception):
 class ExperimentItem(pytest.Item):
     def runtest(self) -> None:
         from chaoskit.engine.display import PlainDisplay
-        from chaoskit.engine.runner import RunOptions, run_experiment
+        from chaoskit.engine.run import RunOptions, run_experiment
         from chaoskit.spec.loader import load_experiment
 
         experiment = load_experiment(self.path)
@@ -104,24 +102,15 @@ def _failure_text(outcome: Any) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
 def inject(fault_type: str, platform: Any, *, name: str = "adhoc",
-           target: dict[str, Any] | None = None, seed: int = 0,
-           **magnitude: Any) -> Iterator[dict[str, Any]]:
-    """Apply one fault for the `with` block; always reverted and audited on the way out."""
-    from chaoskit.engine.rollback import driver_for
+           target: dict[str, Any] | None = None, seed: int = 0, out_dir: str | Path = "runs",
+           **magnitude: Any) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """Apply one fault for the `with` block, journaled and watched like `chaoskit run`:
+    always reverted and audited on the way out, and by the watchdog if the tests die."""
+    from chaoskit.engine.single import inject_fault
 
-    driver = driver_for(fault_type, platform)
-    config = type(driver).Config.model_validate(magnitude)
-    intent = driver.plan(name, target or {}, config, random.Random(seed))
-    try:
-        asyncio.run(driver.inject(intent))
-        yield intent
-    finally:
-        asyncio.run(driver.revert(intent))
-        residue = asyncio.run(driver.verify_reverted(intent))
-        if residue:
-            raise AssertionError(f"fault {name} left residue: {residue}")
+    return inject_fault(fault_type, platform, name=name, target=target, seed=seed,
+                        out_dir=Path(out_dir), **magnitude)
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +119,9 @@ def chaoskit_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     `chaoskit_inject("latency", chaoskit_lab, target={"dependency": "bank"}, latency="300ms")`
     """
-    from chaoskit.platforms.local import lab
+    from chaoskit.lab import lifecycle as lab
+    from chaoskit.lab.topology import LabOptions
     from chaoskit.platforms.local.platform import LocalPlatform
-    from chaoskit.platforms.local.topology import LabOptions
 
     directory = tmp_path_factory.mktemp("chaoskit-lab") / "lab"
     lab.up(LabOptions(name=str(directory)))

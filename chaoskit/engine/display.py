@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from chaoskit.engine.journal import Record
+from chaoskit.journal import Record
 from chaoskit.spec.models import Experiment
 
 PLAIN_SAMPLE_EVERY = 5.0  # seconds between probe summaries in plain mode
@@ -34,7 +34,7 @@ class RunView:
         self.phase_t = 0.0
         self.t = 0.0
         self.active: dict[str, str] = {}
-        self.values: dict[str, float] = {}
+        self.values: dict[str, float | None] = {}
         self.load: dict[str, Any] = {}
         self.started = time.monotonic()
 
@@ -75,7 +75,7 @@ def describe(record: Record) -> str | None:
         "effect": lambda r: f"fault {r['fault']} measured: {brief(r.get('effect'))}",
         "revert-failed": lambda r: f"fault {r['fault']} revert failed: {r['error']} (retrying)",
         "inject-failed": lambda r: f"fault {r['fault']} failed to inject: {r['error']}",
-        "guardrail": lambda r: f"GUARDRAIL {r['name']} tripped: {r['value']:g} {r['condition']}",
+        "guardrail": lambda r: f"GUARDRAIL {r['name']} tripped: {_why(r)}",
         "abort": lambda r: f"ABORT ({r['by']}): {r['reason']}",
         "probe-error": lambda r: f"probe {r['name']} failed: {r['error']}",
         "event": lambda r: r["message"],
@@ -101,7 +101,8 @@ class PlainDisplay:
             print(line, file=self.stream, flush=True)
         elif record["kind"] == "sample" and self.view.t - self._last_summary >= PLAIN_SAMPLE_EVERY:
             self._last_summary = self.view.t
-            values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(self.view.values.items()))
+            values = ", ".join(f"{k}={'no data' if v is None else format(v, '.4g')}"
+                               for k, v in sorted(self.view.values.items()))
             print(f"[{self.view.t:7.2f}s]   probes: {values}", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -157,3 +158,10 @@ def make_display(experiment: Experiment, mode: str = "auto") -> PlainDisplay | L
     if mode == "live" or (mode == "auto" and wants_live(sys.stdout)):
         return LiveDisplay(experiment)
     return PlainDisplay(experiment)
+
+
+def _why(record: Record) -> str:
+    """Why a guardrail tripped: its value against its condition, or that it went blind."""
+    if record.get("why"):
+        return str(record["why"])
+    return f"{record.get('value', 0):g} {record.get('condition', '')}"

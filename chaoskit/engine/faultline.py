@@ -1,4 +1,11 @@
-"""Faults on the timeline: intent journaled (fsynced) first, then applied, reverted at its end."""
+"""Faults on the run's timeline: each one applied at its start and reverted at its end.
+
+A fault is resolved again when it starts (a role means the system at that moment), checked
+against the scope and claimed for the run, then applied through the one fault lifecycle. The
+first fault that fails to apply stops the line: no later fault is applied, and the run goes
+to its rollback. `stop()` does the same for any other reason (an abort, an error elsewhere in
+the inject phase); an apply already under way finishes and is then reverted with the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +13,30 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
-from chaoskit import registry
-from chaoskit.engine.journal import JournalWriter, Record, outstanding_intents
-from chaoskit.engine.rollback import driver_for, revert_one
+from chaoskit.engine.lifecycle import FaultLifecycle, build_driver, driver_class, plan_intent
 from chaoskit.engine.timeline import PlannedFault, fault_window
 from chaoskit.errors import FaultError
-from chaoskit.faults.base import Intent, MeasuresEffect
+from chaoskit.journal import Intent, Kind
+from chaoskit.platforms.abilities import Platform
 from chaoskit.spec.models import Experiment
 
-INJECT_SETTLE_TIMEOUT = 30.0  # how long the final rollback waits for an inject still running
+INJECT_SETTLE_TIMEOUT = 95.0  # how long the final rollback waits for an apply still running
+
+# (planned fault, its intent as of now) -> problems that forbid applying it (scope, claims)
+Admission = Callable[[PlannedFault, Intent], list[str]]
 
 
-def plan_faults(experiment: Experiment, platform: Any, rng: random.Random) -> list[PlannedFault]:
+def plan_faults(experiment: Experiment, platform: Platform, rng: random.Random,
+                run: str) -> list[PlannedFault]:
     """Resolve every fault's driver, magnitude and target; nothing touches the system."""
     planned = []
     for fault in experiment.faults:
-        cls = registry.lookup(registry.FAULTS, fault.type)
-        if cls is None:
-            raise FaultError(f"unknown fault type '{fault.type}'",
-                             hint=registry.suggest(registry.FAULTS, fault.type))
+        cls = driver_class(fault.type)
         config = cls.Config.model_validate(fault.options())
         seed = rng.getrandbits(63)  # one per fault: the same choices when it is planned again
-        intent = cls(platform).plan(fault.name, fault.target, config, random.Random(seed))
+        driver = build_driver(fault.type, platform, run)
+        intent = plan_intent(driver, fault.name, fault.target, config, seed, run)
         start, end = fault_window(experiment, fault.start, fault.duration)
         planned.append(PlannedFault(fault.name, fault.type, start, end, intent,
                                     fault.target, config, seed))
@@ -37,89 +44,75 @@ def plan_faults(experiment: Experiment, platform: Any, rng: random.Random) -> li
 
 
 class FaultLine:
-    """Applies and reverts the planned faults on the run clock; the journal is its memory."""
+    """Applies and reverts the planned faults on the run clock, through the lifecycle."""
 
-    def __init__(self, planned: list[PlannedFault], platform: Any, journal: JournalWriter,
-                 scope_check: Callable[[list[PlannedFault]], list[str]] = lambda _: []) -> None:
+    def __init__(self, planned: list[PlannedFault], lifecycle: FaultLifecycle,
+                 admit: Admission = lambda _pf, _intent: []) -> None:
         self.planned = planned
-        self.scope_check = scope_check
-        self.platform = platform
-        self.journal = journal
-        self.records: list[Record] = []  # intents and reverts, for the final rollback
+        self.lifecycle = lifecycle
+        self.admit = admit
         self.failure: BaseException | None = None
-        self._applying: set[asyncio.Task[None]] = set()
-        self._measuring: set[asyncio.Task[None]] = set()  # held, so none is collected mid-run
+        self._stop = asyncio.Event()
+        self._applying: set[asyncio.Task[bool]] = set()
 
-    def _record(self, kind: str, **fields: Any) -> None:
-        self.records.append(self.journal.write(kind, **fields))
+    def stop(self) -> None:
+        """No fault starts after this; applies under way finish (and are reverted later)."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     async def run(self, t0: float) -> None:
-        """Every fault's lifecycle, concurrently; raises the first driver failure."""
-        await asyncio.gather(*(self._lifecycle(pf, t0) for pf in self.planned))
+        """Every fault's window, concurrently; raises the first failure to apply."""
+        await asyncio.gather(*(self._window(pf, t0) for pf in self.planned))
         if self.failure is not None:
             raise self.failure
 
-    async def _lifecycle(self, pf: PlannedFault, t0: float) -> None:
-        await asyncio.sleep(max(0.0, t0 + pf.start - time.monotonic()))
+    async def _until(self, at: float) -> bool:
+        """Sleep until monotonic `at`; False when the line was stopped first."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), max(0.0, at - time.monotonic()))
+        except TimeoutError:
+            return not self._stop.is_set()
+        return False
+
+    async def _window(self, pf: PlannedFault, t0: float) -> None:
+        if not await self._until(t0 + pf.start):
+            return
         task = asyncio.create_task(self._apply(pf))
         self._applying.add(task)
-        await asyncio.shield(task)  # a cancelled run waits for the apply, then reverts it
-        if self.failure is not None:
+        if not await asyncio.shield(task):  # a cancelled run waits for the apply, reverts it
             return
-        await asyncio.sleep(max(0.0, t0 + pf.end - time.monotonic()))
-        await self.revert(pf.name)
+        if await self._until(t0 + pf.end):
+            await self.lifecycle.revert_named(pf.name)
 
-    async def _apply(self, pf: PlannedFault) -> None:
-        driver = driver_for(pf.type, self.platform)
+    async def _apply(self, pf: PlannedFault) -> bool:
         try:
-            intent = await self._resolve(driver, pf)
-        except Exception as exc:  # noqa: BLE001 - nothing applied yet: abort, nothing to revert
-            self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
+            intent = await self._resolve(pf)
+            await self.lifecycle.apply(pf.name, pf.type, intent)
+        except Exception as exc:  # noqa: BLE001 - the first failure stops the line
             self.failure = self.failure or exc
-            return
-        self._record("intent", fault=pf.name, type=pf.type, intent=intent)
-        try:
-            facts = await driver.inject(intent)
-        except Exception as exc:  # noqa: BLE001 - any driver failure aborts, with a revert
-            self.journal.write("inject-failed", fault=pf.name, error=repr(exc))
-            self.failure = self.failure or exc
-            return
-        self.journal.write("applied", fault=pf.name, type=pf.type, facts=facts or {})
-        if isinstance(driver, MeasuresEffect):
-            task = asyncio.create_task(self._measure(driver, pf.name, intent))
-            self._measuring.add(task)
-            task.add_done_callback(self._measuring.discard)
+            self.stop()
+            return False
+        return True
 
-    async def _resolve(self, driver: Any, pf: PlannedFault) -> dict[str, Any]:
+    async def _resolve(self, pf: PlannedFault) -> Intent:
         """The intent as of now: targets resolved against the system at the fault's start,
-        still inside the experiment's scope (preflight checked the plan; this checks the act)."""
-        if pf.config is None:
-            return pf.intent
-        intent = await asyncio.to_thread(driver.plan, pf.name, pf.target, pf.config,
-                                         random.Random(pf.seed))
-        now = PlannedFault(pf.name, pf.type, pf.start, pf.end, intent)
-        problems = self.scope_check([now])
+        still inside the experiment's scope and not held by another run."""
+        intent = pf.intent
+        if pf.config is not None:
+            driver = self.lifecycle.driver(pf.type)
+            intent = await asyncio.to_thread(plan_intent, driver, pf.name, pf.target,
+                                             pf.config, pf.seed, self.lifecycle.run)
+        problems = self.admit(pf, intent)
         if problems:
-            raise FaultError("; ".join(problems), hint="widen target.scope or aim inside it")
+            self.lifecycle.journal.write(Kind.INJECT_FAILED, fault=pf.name,
+                                         error="; ".join(problems))
+            raise FaultError(f"fault {pf.name} was not applied: " + "; ".join(problems),
+                             hint="widen target.scope, aim inside it, or wait for the run "
+                                  "that holds the target")
         return intent
-
-    async def _measure(self, driver: MeasuresEffect, name: str, intent: Intent) -> None:
-        try:
-            effect = await driver.measure_effect(intent)
-        except Exception as exc:  # noqa: BLE001 - a failed measurement is journaled, not fatal
-            effect = {"error": repr(exc)}
-        self.journal.write("effect", fault=name, effect=effect)
-
-    async def _revert(self, record: Record) -> bool:
-        reverted = await revert_one(record, self.platform, self.journal)
-        if reverted:
-            self.records.append({"kind": "reverted", "fault": record["fault"]})
-        return reverted
-
-    async def revert(self, name: str) -> None:
-        for record in outstanding_intents(self.records):
-            if record["fault"] == name:
-                await self._revert(record)
 
     async def settle(self) -> None:
         """Wait for applies in flight (blocking clients cannot be cancelled mid-call)."""
@@ -128,15 +121,6 @@ class FaultLine:
             await asyncio.wait(pending, timeout=INJECT_SETTLE_TIMEOUT)
 
     async def revert_everything(self) -> bool:
+        self.stop()
         await self.settle()
-        # A list, not a generator: every fault is attempted even after one fails to revert.
-        return all([await self._revert(record) for record in outstanding_intents(self.records)])
-
-    async def stop_measuring(self) -> None:
-        """End measurements still watching (e.g. a recovery) before the journal closes."""
-        for task in list(self._measuring):
-            task.cancel()
-        await asyncio.gather(*self._measuring, return_exceptions=True)
-
-    def intents(self) -> list[Record]:
-        return [r for r in self.records if r["kind"] == "intent"]
+        return await self.lifecycle.revert_outstanding()

@@ -1,4 +1,9 @@
-"""Probe samplers: each probe sampled on its own period, every sample journaled with its phase."""
+"""Probe samplers: each probe sampled on its own period, every sample journaled with its phase.
+
+A sample is a number, or None when the probe had nothing to measure (journaled with
+`no_data`: it is not evidence either way). A guardrail whose probe cannot be read for
+`unreadable_limit` samples in a row trips: a guardrail must not let a run go on blind.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from typing import Any
 
 from chaoskit import registry
 from chaoskit.engine.guardrails import GuardrailWatch
-from chaoskit.engine.journal import JournalWriter
 from chaoskit.errors import ProbeError
+from chaoskit.journal import JournalWriter, Kind
 from chaoskit.probes.base import ProbeContext
 from chaoskit.spec.models import Experiment, ProbeRef
 
@@ -20,10 +25,7 @@ SAMPLE_TIMEOUT = 10.0  # a probe that hangs longer than this is a failed sample,
 
 
 def build_probe(ref: ProbeRef, context: ProbeContext) -> Any:
-    cls = registry.lookup(registry.PROBES, ref.type)
-    if cls is None:
-        raise ProbeError(f"unknown probe type '{ref.type}'",
-                         hint=registry.suggest(registry.PROBES, ref.type))
+    cls = registry.get(registry.PROBES, ref.type)
     return cls(cls.Config.model_validate(ref.options()), context)
 
 
@@ -37,6 +39,7 @@ class Sampler:
     probe: Any
     watch: GuardrailWatch | None = None
     last: float | None = None
+    unreadable: int = 0  # consecutive samples that could not be read
 
 
 def build_samplers(experiment: Experiment, context: ProbeContext) -> list[Sampler]:
@@ -47,11 +50,14 @@ def build_samplers(experiment: Experiment, context: ProbeContext) -> list[Sample
     return samplers
 
 
+Trip = Callable[[Sampler, float | None, str], None]  # sampler, value, why
+
+
 class SamplingLoop:
-    """Runs every sampler until stopped; calls `on_trip(sampler, value)` when a guardrail trips."""
+    """Runs every sampler until stopped; calls `on_trip` when a guardrail trips."""
 
     def __init__(self, samplers: list[Sampler], journal: JournalWriter,
-                 phase: Callable[[], str], on_trip: Callable[[Sampler, float], None]) -> None:
+                 phase: Callable[[], str], on_trip: Trip) -> None:
         self.samplers = samplers
         self.journal = journal
         self.phase = phase
@@ -64,22 +70,41 @@ class SamplingLoop:
 
     async def sample_once(self, sampler: Sampler) -> None:
         try:
-            value = float(await asyncio.wait_for(sampler.probe.sample(), SAMPLE_TIMEOUT))
+            raw = await asyncio.wait_for(sampler.probe.sample(), SAMPLE_TIMEOUT)
         except ProbeError as exc:
             self._failed(sampler, exc.render())
+            return
+        except TimeoutError:
+            self._failed(sampler, f"the probe did not answer within {SAMPLE_TIMEOUT:g}s")
             return
         except Exception as exc:  # noqa: BLE001 - a broken probe is a finding, not a crashed run
             self._failed(sampler, f"{type(exc).__name__}: {exc}")
             return
+        sampler.unreadable = 0
+        value = None if raw is None else float(raw)
         sampler.last = value
-        self.journal.write("sample", name=sampler.name, role=sampler.role,
+        if value is None:
+            self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
+                               phase=self.phase(), value=None, no_data=True)
+            return
+        self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
                            phase=self.phase(), value=value)
         if sampler.watch and sampler.watch.observe(time.monotonic(), value):
-            self.on_trip(sampler, value)
+            condition = sampler.watch.guardrail.abort_when
+            self.on_trip(sampler, value, f"{value:g} {condition}")
 
     def _failed(self, sampler: Sampler, error: str) -> None:
-        self.journal.write("probe-error", name=sampler.name, role=sampler.role,
+        self.journal.write(Kind.PROBE_ERROR, name=sampler.name, role=sampler.role,
                            phase=self.phase(), error=error)
+        if sampler.watch is None:
+            return
+        sampler.unreadable += 1
+        limit = sampler.watch.guardrail.unreadable_limit
+        if limit and sampler.unreadable == limit:
+            self.journal.write(Kind.GUARDRAIL_BLIND, name=sampler.name, samples=limit,
+                               error=error)
+            self.on_trip(sampler, None, f"could not be read {limit} times in a row "
+                                        f"(last: {error})")
 
     async def _run(self, sampler: Sampler) -> None:
         period = sampler.ref.interval

@@ -14,8 +14,8 @@
 
 `work: burner` keeps `cpu:` workers busy and `memory:` resident on every target node. Every
 offline process stops by itself after `lifetime:` (real seconds) even if no revert comes; the
-revert at the fault's end stops it earlier. The driver asks its platform for the abilities in
-`ColocatePlatform`, so a cluster platform offers the same by implementing them.
+revert at the fault's end stops it earlier. The driver asks its platform for the `Colocation`
+ability, so a cluster or a container platform offers the same by implementing it.
 """
 
 from __future__ import annotations
@@ -24,62 +24,33 @@ import asyncio
 import contextlib
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from fnmatch import fnmatch
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ByteSize, Field, model_validator
 
-from chaoskit.errors import FaultError, PlatformError
-from chaoskit.faults.base import FaultConfig, Intent
+from chaoskit.errors import ChaoskitError, FaultError
+from chaoskit.exposition import scrape_totals
+from chaoskit.faults.base import FaultConfig, Intent, Touch, owner_tag
 from chaoskit.faults.node_loss import resolve_node
-from chaoskit.platforms.base import Platform, unsupported
+from chaoskit.platforms.abilities import (
+    Colocation,
+    Need,
+    OfflineProcess,
+    OfflineWork,
+    Platform,
+    ProcessCpu,
+    require,
+)
+from chaoskit.platforms.calls import blocking
 from chaoskit.spec.units import PositiveDuration
 
 PROGRESS = "payments_offline_progress_ratio"
 POLL = 0.25
 SAMPLE_S = 3.0  # how long measure_effect watches the offline CPU use
 TIMELINE_S = 5.0
-
-
-@dataclass(frozen=True)
-class OfflineWork:
-    """What to run next to the online services, and how it is weighted."""
-
-    work: str  # reconciliation | burner
-    isolation: bool
-    lifetime: float  # real seconds: the process stops by itself after this
-    cpu: int = 2  # burner: busy workers
-    memory: int = 0  # burner: resident bytes
-    units: int | None = None  # reconciliation: units of work (the job's default if None)
-    rounds: int | None = None  # reconciliation: PBKDF2 rounds per unit
-    window: float = 60.0  # reconciliation: real seconds from its start to its deadline
-
-
-@dataclass(frozen=True)
-class OfflineProcess:
-    """One offline process (running or finished) as a platform reports it."""
-
-    id: str
-    node: str
-    work: str
-    alive: bool
-    metrics_url: str  # "" when it exports none (the burner)
-    started_at: float | None  # epoch seconds
-    cgroups: list[str] = field(default_factory=list)
-
-
-class ColocatePlatform(Protocol):
-    """Abilities a platform offers for co-located offline work (tag: the fault's own)."""
-
-    def start_offline(self, node: str, tag: str, work: OfflineWork) -> str: ...
-    def offline_processes(self, tag: str) -> list[OfflineProcess]: ...
-    def stop_offline(self, tag: str) -> list[str]: ...
-    def offline_residue(self, tag: str) -> list[str]: ...
-    def offline_isolation(self) -> str: ...
-    def process_cpu_seconds(self, process_id: str) -> float: ...
 
 
 class ColocateConfig(FaultConfig):
@@ -106,35 +77,50 @@ class Colocate:
 
     type_name: ClassVar[str] = "colocate"
     Config: ClassVar[type[FaultConfig]] = ColocateConfig
+    destructive: ClassVar[bool] = True
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform: Any = platform
+    def __init__(self, platform: Platform, run: str = "adhoc") -> None:
+        self.platform = platform
+        self.run = run
+
+    def needs(self, config: FaultConfig) -> list[Need]:
+        return [Need(Colocation, "run co-located offline work")]
+
+    @property
+    def _colo(self) -> Colocation:
+        return require(self.platform, Colocation, "run co-located offline work")
 
     def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
              rng: random.Random) -> Intent:
         assert isinstance(config, ColocateConfig)
         work = OfflineWork(config.work, config.isolation, config.lifetime, config.cpu,
                            int(config.memory), config.units, config.rounds, config.window)
-        # the tag names the processes and groups; a token keeps two runs on one lab apart
-        return {"fault": name, "type": self.type_name, "tag": f"{name}-{rng.getrandbits(24):06x}",
+        # the tag names the processes and groups: the run's owner tag keeps two runs apart
+        return {"fault": name, "type": self.type_name, "owner": self.run,
+                "tag": f"{name}-{owner_tag(self.run)}",
                 "nodes": resolve_nodes(self.platform, target, rng), "target": dict(target),
                 "work": asdict(work), "finish": config.finish,
-                "start_timeout": config.start_timeout}
+                "start_timeout": config.start_timeout,
+                "revert_timeout": config.window + 60.0 if config.finish else 60.0}
+
+    def touches(self, intent: Intent) -> list[Touch]:
+        return [Touch("node", n, self.platform.identity()) for n in intent["nodes"]]
 
     async def inject(self, intent: Intent) -> dict[str, Any]:
         work, started = OfflineWork(**intent["work"]), time.monotonic()
+        colo = self._colo
         try:
-            ids = [await asyncio.to_thread(self._ability("start_offline"), node, intent["tag"],
-                                           work) for node in intent["nodes"]]
-            await wait_running(self.platform, intent["tag"], float(intent["start_timeout"]))
+            ids = [await blocking(colo.start_offline, node, intent["tag"], work)
+                   for node in intent["nodes"]]
+            await wait_running(colo, intent["tag"], float(intent["start_timeout"]))
         except Exception as exc:
             with contextlib.suppress(Exception):  # leave nothing; revert runs again anyway
-                await asyncio.to_thread(self.platform.stop_offline, intent["tag"])
-            if isinstance(exc, (FaultError, PlatformError)):
+                await blocking(colo.stop_offline, intent["tag"])
+            if isinstance(exc, ChaoskitError):
                 raise
             raise FaultError(f"could not start offline work: {exc}",
                              hint="see the lab's logs/ for the offline process") from exc
-        isolation = await asyncio.to_thread(self.platform.offline_isolation)
+        isolation = await blocking(colo.offline_isolation)
         return {"processes": ids, "nodes": intent["nodes"], "work": work.work,
                 "isolation": isolation if work.isolation else "none (same weight as online)",
                 "start_ms": round((time.monotonic() - started) * 1e3, 1)}
@@ -142,41 +128,33 @@ class Colocate:
     async def measure_effect(self, intent: Intent) -> dict[str, Any]:
         """The offline CPU actually taken (cores) and, for the job, its progress until it is
         done or its window ends: the time-sharing promise, measured."""
-        found = await asyncio.to_thread(self.platform.offline_processes, intent["tag"])
-        facts: dict[str, Any] = {"offline_cores": await offline_cores(self.platform, found),
-                                 "cgroups": {p.id: p.cgroups for p in found}}
+        found = await blocking(self._colo.offline_processes, intent["tag"])
+        facts: dict[str, Any] = {"cgroups": {p.id: p.cgroups for p in found}}
+        if isinstance(self.platform, ProcessCpu):
+            facts["offline_cores"] = await offline_cores(self.platform, found)
         if intent["work"]["work"] == "reconciliation":
-            facts.update(await watch_progress(self.platform, intent["tag"],
+            facts.update(await watch_progress(self._colo, intent["tag"],
                                               float(intent["work"]["window"])))
         return facts
 
     async def revert(self, intent: Intent) -> dict[str, Any]:
         facts: dict[str, Any] = {}
         if intent.get("finish"):
-            facts.update(await watch_progress(self.platform, intent["tag"],
+            facts.update(await watch_progress(self._colo, intent["tag"],
                                               float(intent["work"]["window"])))
-        stop = self._ability("stop_offline")
-        facts["stopped"] = await asyncio.to_thread(stop, intent["tag"])
+        facts["stopped"] = await blocking(self._colo.stop_offline, intent["tag"])
         return facts
 
     async def preflight(self, intent: Intent) -> list[str]:
-        if getattr(self.platform, "start_offline", None) is None:
-            return [f"the {self.platform.name} platform cannot run co-located offline work"]
-        found = await asyncio.to_thread(self.platform.offline_residue, intent["tag"])
+        found = await blocking(self._colo.offline_residue, intent["tag"])
         return [f"before injecting: {r}" for r in found]
 
     async def verify_reverted(self, intent: Intent) -> list[str]:
-        return list(await asyncio.to_thread(self._ability("offline_residue"), intent["tag"]))
-
-    def _ability(self, name: str) -> Any:
-        operation = getattr(self.platform, name, None)
-        if operation is None:
-            raise unsupported(self.platform.name, "run co-located offline work",
-                              hint="use the local lab, or a platform offering " + name)
-        return operation
+        return list(await blocking(self._colo.offline_residue, intent["tag"]))
 
 
-def resolve_nodes(platform: Any, target: dict[str, Any], rng: random.Random) -> list[str]:
+def resolve_nodes(platform: Platform, target: dict[str, Any],
+                  rng: random.Random) -> list[str]:
     """{node: PATTERN} ('*', 'node-[12]') -> every matching node; otherwise one node, as
     node-loss resolves it ({node: NAME}, {node: any}, {role: ROLE})."""
     pattern = str(target.get("node", ""))
@@ -188,11 +166,11 @@ def resolve_nodes(platform: Any, target: dict[str, Any], rng: random.Random) -> 
     return [resolve_node(platform, target or {"role": "gateway"}, rng)]
 
 
-async def wait_running(platform: Any, tag: str, timeout: float) -> None:
+async def wait_running(colo: Colocation, tag: str, timeout: float) -> None:
     """Every offline process alive, and the job's /metrics answering (it reports progress)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = await asyncio.to_thread(platform.offline_processes, tag)
+        found = await blocking(colo.offline_processes, tag)
         dead = [p.id for p in found if not p.alive]
         if dead:
             raise FaultError(f"offline process(es) {', '.join(dead)} exited at start",
@@ -215,23 +193,16 @@ async def read_progress(found: list[OfflineProcess]) -> dict[str, float | None]:
 
 
 async def _scrape(http: httpx.AsyncClient, url: str) -> float | None:
-    try:
-        response = await http.get(url)
-    except httpx.HTTPError:
-        return None
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name == PROGRESS:
-                return float(sample.value)
-    return None
+    found = await scrape_totals(http, url)
+    return None if found is None else found.get(PROGRESS)
 
 
-async def watch_progress(platform: Any, tag: str, window: float) -> dict[str, Any]:
+async def watch_progress(colo: Colocation, tag: str, window: float) -> dict[str, Any]:
     """Follow the job until done, its window over, or it is gone; did it make its window?"""
     last: dict[str, float | None] = {}
     timeline: list[tuple[float, float]] = []  # (seconds since its start, mean progress)
     while True:
-        found = await asyncio.to_thread(platform.offline_processes, tag)
+        found = await blocking(colo.offline_processes, tag)
         jobs = [p for p in found if p.metrics_url]
         if not jobs:
             return {"finished": None, "progress": last}
@@ -256,10 +227,10 @@ def _note(timeline: list[tuple[float, float]], jobs: list[OfflineProcess],
         timeline.append((round(since, 1), round(mean, 3)))
 
 
-async def offline_cores(platform: Any, found: list[OfflineProcess]) -> float:
+async def offline_cores(platform: ProcessCpu, found: list[OfflineProcess]) -> float:
     """Cores the offline processes use, over SAMPLE_S seconds."""
     async def total() -> float:
-        return sum([await asyncio.to_thread(platform.process_cpu_seconds, p.id) for p in found])
+        return sum([await blocking(platform.process_cpu_seconds, p.id) for p in found])
     before, started = await total(), time.monotonic()
     await asyncio.sleep(SAMPLE_S)
     return round((await total() - before) / (time.monotonic() - started), 3)

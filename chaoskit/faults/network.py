@@ -29,7 +29,14 @@ from chaoskit.faults.network_probe import (
     refuses_connections,
 )
 from chaoskit.faults.network_targets import disabled_mark, family, streams_of, toxic_name
-from chaoskit.faults.proxy_fault import ProxyFault, State, Undo, as_ms, wait_listed
+from chaoskit.faults.proxy_fault import (
+    ProxyFault,
+    State,
+    Undo,
+    as_ms,
+    label_of,
+    wait_listed,
+)
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer
 
 __all__ = ["BandwidthFault", "DownFault", "LatencyFault", "LimitDataFault", "ProxyFault",
@@ -90,7 +97,7 @@ class ToxicFault(ProxyFault):
         return None, {}
 
     def _revert_effect(self, server: ToxiproxyServer, intent: Intent) -> dict[str, Any]:
-        owned = family(intent["fault"])
+        owned = family(label_of(intent))
         state = server.proxies()
         removed = []
         for name in intent["proxies"]:

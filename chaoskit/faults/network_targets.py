@@ -6,7 +6,8 @@ A target is `{proxy: NAME}` or `{dependency: DEP}`. A dependency `bank` means ev
 dependency so new ones need no code.
 
 Everything chaoskit leaves on a server carries a name it can recognise after a crash, from the
-server alone: toxics `chaoskit-<fault>-<stream>`, the marker `chaoskit-<fault>-disabled` on a proxy
+server alone: toxics `chaoskit-<owner>-<fault>-<stream>` (owner: a tag of the run's id), the
+marker `chaoskit-<owner>-<fault>-disabled` on a proxy
 a `down` fault disabled, and the marker `chaoskit.created` on a proxy chaoskit created (the dot
 keeps it out of every fault's `chaoskit-<fault>-` family).
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chaoskit.errors import ChaoskitError, FaultError
+from chaoskit.platforms.abilities import ToxiproxyAccess
 
 STREAMS = ("downstream", "upstream")
 CREATED_MARK = "chaoskit.created"
@@ -47,15 +49,12 @@ def check_safe_name(what: str, name: str) -> None:
                          hint="use letters, digits, '.', '_' and '-' only")
 
 
-def declared_proxies(platform: Any) -> list[dict[str, str]]:
-    """The proxies a platform declares ({name, listen, upstream}); none if it has no such method."""
-    declare = getattr(platform, "declared_proxies", None)
-    if declare is None:
-        return []
-    declared = [dict(d) for d in declare()]
+def declared_proxies(access: ToxiproxyAccess) -> list[dict[str, str]]:
+    """The proxies a platform declares ({name, listen, upstream})."""
+    declared = [dict(d) for d in access.declared_proxies()]
     for entry in declared:
         if not {"name", "listen", "upstream"} <= entry.keys():
-            raise FaultError(f"platform {getattr(platform, 'name', '?')} declares a proxy "
+            raise FaultError(f"the platform declares a proxy "
                              f"without name/listen/upstream: {entry}",
                              hint="declare each proxy as {name, listen, upstream}")
     return declared

@@ -24,24 +24,33 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
-from chaoskit.errors import FaultError, PlatformError
-from chaoskit.faults.base import FaultConfig, Intent
-from chaoskit.platforms.base import Platform, unsupported
+from chaoskit.errors import ChaoskitError, FaultError, PlatformError
+from chaoskit.exposition import scrape_totals
+from chaoskit.faults.base import FaultConfig, Intent, Touch
+from chaoskit.platforms.abilities import (
+    AccessReview,
+    ClusterRecovery,
+    Entry,
+    MetricsTargets,
+    Need,
+    NodeHealth,
+    NodeOperations,
+    Platform,
+    Roles,
+    WorkLeases,
+    require,
+)
+from chaoskit.platforms.calls import blocking
 
-Mode = Literal["kill", "freeze", "isolate", "drain", "node-down"]
-ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
-# drain and node-down are cluster modes (cordon + evict / + taint): platforms offering them say so
-_APPLY = {"kill": "kill_node", "freeze": "freeze_node", "isolate": "isolate_node",
-          "drain": "drain_node", "node-down": "down_node"}
-_UNDO = {"kill": "restart_node", "freeze": "thaw_node", "isolate": "reconnect_node",
-         "drain": "uncordon_node", "node-down": "up_node"}
+Mode = Literal["kill", "freeze", "isolate", "stop", "drain", "node-down"]
 
 
 class NodeLossConfig(FaultConfig):
-    mode: Mode = "kill"
+    mode: Mode = Field(default="kill", description=(
+        "kill | freeze | isolate (the lab, containers, processes), stop (containers, "
+        "processes), drain | node-down (clusters): the platform says which it offers"))
     recovery_timeout: float = Field(default=30.0, gt=0,
                                     description="seconds to watch for the stack's recovery")
 
@@ -51,10 +60,20 @@ class NodeLoss:
 
     type_name: ClassVar[str] = "node-loss"
     Config: ClassVar[type[FaultConfig]] = NodeLossConfig
+    destructive: ClassVar[bool] = True
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform: Any = platform
+    def __init__(self, platform: Platform, run: str = "adhoc") -> None:
+        self.platform = platform
+        self.run = run
         self._watches: dict[str, RecoveryWatch] = {}
+
+    def needs(self, config: FaultConfig) -> list[Need]:
+        assert isinstance(config, NodeLossConfig)
+        return [Need(NodeOperations, f"{config.mode} a node", mode=config.mode)]
+
+    @property
+    def _ops(self) -> NodeOperations:
+        return require(self.platform, NodeOperations, "lose nodes")
 
     def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
              rng: random.Random) -> Intent:
@@ -63,35 +82,31 @@ class NodeLoss:
         return {"fault": name, "type": self.type_name, "mode": config.mode, "node": node,
                 "target": dict(target), "recovery_timeout": config.recovery_timeout}
 
+    def touches(self, intent: Intent) -> list[Touch]:
+        return [Touch("node", intent["node"], self.platform.identity())]
+
     async def inject(self, intent: Intent) -> dict[str, Any]:
         node, mode = intent["node"], intent["mode"]
-        operation = self._operation(_APPLY[mode])
-        held = await asyncio.to_thread(_leases_held, self.platform, node)
+        held = await _leases_held(self.platform, node)
         before = await counters(self.platform, exclude=node)
         started = time.monotonic()
         try:
-            result = await asyncio.to_thread(operation, node)
-        except PlatformError:
+            result = await blocking(self._ops.lose_node, node, mode, what=f"{mode} {node}")
+        except ChaoskitError:
             raise
         except Exception as exc:
             raise FaultError(f"could not {mode} node {node}: {exc}",
                              hint="check `chaoskit lab status`; revert runs regardless") from exc
         self._watches[intent["fault"]] = RecoveryWatch(started, before, held)
         apply_ms = round((time.monotonic() - started) * 1e3, 1)
-        facts = {"node": node, "mode": mode, "apply_ms": apply_ms, "leases_held": held,
-                 "counters_before": before}
-        if isinstance(result, dict):  # e.g. a cluster's evictions done and refused
-            facts.update(result)
-        elif mode == "kill":
-            facts["killed_pids"] = result
-        return facts
+        return {"node": node, "mode": mode, "apply_ms": apply_ms, "leases_held": held,
+                "counters_before": before, **result}
 
     async def measure_effect(self, intent: Intent) -> dict[str, Any]:
         """Seconds until the stack recovered without the node (waits up to recovery_timeout)."""
-        watch_recovery = getattr(self.platform, "watch_recovery", None)
-        if watch_recovery is not None:  # a cluster heals itself: its controllers' view
-            return dict(await watch_recovery(intent["node"], intent["mode"],
-                                             float(intent["recovery_timeout"])))
+        if isinstance(self.platform, ClusterRecovery):  # a cluster heals itself: its view
+            return dict(await self.platform.watch_recovery(
+                intent["node"], intent["mode"], float(intent["recovery_timeout"])))
         watch = self._watches.get(intent["fault"])
         if watch is None:
             before = await counters(self.platform, exclude=intent["node"])
@@ -101,69 +116,53 @@ class NodeLoss:
     async def revert(self, intent: Intent) -> dict[str, Any]:
         node, mode = intent["node"], intent["mode"]
         started = time.monotonic()
-        result = await asyncio.to_thread(self._operation(_UNDO[mode]), node)
+        result = await blocking(self._ops.restore_node, node, mode, what=f"restore {node}")
         healthy = await wait_node_healthy(self.platform, node, float(intent["recovery_timeout"]))
         facts: dict[str, Any] = {"node": node, "mode": mode, "node_healthy": healthy is not None,
-                                 "node_healthy_s": healthy}
-        if mode == "kill":
-            facts["restarted"] = result
+                                 "node_healthy_s": healthy, **result}
         facts["revert_s"] = round(time.monotonic() - started, 3)
         return facts
 
     async def preflight(self, intent: Intent) -> list[str]:
-        """Problems that would make inject fail: a missing node operation or ability (isolate
-        needs netns nodes and root), or a node that is already not itself."""
+        """Problems that would make inject fail: missing permissions on a cluster, or a node
+        that is already not itself."""
         mode, node = intent["mode"], intent["node"]
-        if getattr(self.platform, _APPLY[mode], None) is None:
-            return [f"the {self.platform.name} platform cannot {mode} nodes"]
-        missing_access = getattr(self.platform, "missing_access", None)
-        if missing_access is not None:  # a cluster: the verbs this mode needs, checked
-            missing = await asyncio.to_thread(missing_access, self.type_name, mode)
-            if missing:
-                return missing
-        supports = getattr(self.platform, "supports", None)
-        if supports is not None and not await asyncio.to_thread(supports, mode):
-            return [(f"node-loss mode {mode} is not available on this lab (isolate needs netns "
-                    "nodes, i.e. `chaoskit lab up` as root, and chaoskit running as root)")]
-        residue = getattr(self.platform, "node_residue", None)
-        found = await asyncio.to_thread(residue, node) if residue else []
-        return [f"before injecting: {r}" for r in found]
+        problems: list[str] = []
+        if isinstance(self.platform, AccessReview):  # a cluster: the verbs this mode needs
+            problems += await blocking(self.platform.missing_access, self.type_name, mode)
+        found = await blocking(self._ops.node_residue, node)
+        return problems + [f"before injecting: {r}" for r in found]
 
     async def verify_reverted(self, intent: Intent) -> list[str]:
-        residue = getattr(self.platform, "node_residue", None)
-        if residue is None:
-            raise unsupported(self.platform.name, "audit nodes")
-        return list(await asyncio.to_thread(residue, intent["node"]))
-
-    def _operation(self, name: str) -> Any:
-        operation = getattr(self.platform, name, None)
-        if operation is None:
-            raise unsupported(self.platform.name, name.replace("_", " "),
-                              hint="run node-loss on the local lab")
-        return operation
+        return list(await blocking(self._ops.node_residue, intent["node"]))
 
 
-def resolve_node(platform: Any, target: dict[str, Any], rng: random.Random) -> str:
+def resolve_node(platform: Platform, target: dict[str, Any], rng: random.Random) -> str:
     """{node: NAME} | {node: any} (seeded) | {role: ROLE} -> a node name."""
     names = sorted(n.name for n in platform.nodes())
     if set(target) - {"node", "role"} or len(target) != 1:
-        raise FaultError(f"node-loss target {target!r} is not understood",
-                         hint="use {node: NAME}, {node: any} or {role: " + "|".join(ROLES) + "}")
+        raise FaultError(f"node target {target!r} is not understood",
+                         hint="use {node: NAME}, {node: any} or {role: ROLE}")
     if "role" in target:
-        if target["role"] not in ROLES:
-            raise FaultError(f"unknown role '{target['role']}'", hint=f"use one of {ROLES}")
-        return str(platform.node_for_role(target["role"]))
+        roles = require(platform, Roles, "find the node of a role")
+        if target["role"] not in roles.roles():
+            raise FaultError(f"unknown role '{target['role']}'",
+                             hint=f"use one of {', '.join(roles.roles())}")
+        return str(roles.node_for_role(target["role"]))
     if target["node"] == "any":
+        if not names:
+            raise FaultError("there is no node to pick", hint="check the platform's nodes")
         return rng.choice(names)
     if target["node"] not in names:
         raise FaultError(f"no node '{target['node']}'", hint=f"use one of: {', '.join(names)}")
     return str(target["node"])
 
 
-def _leases_held(platform: Any, node: str) -> int | None:
-    held = getattr(platform, "leases_held", None)
+async def _leases_held(platform: Platform, node: str) -> int | None:
+    if not isinstance(platform, WorkLeases):
+        return None
     try:
-        return int(held(node)) if held else None
+        return int(await blocking(platform.leases_held, node, timeout=5.0))
     except Exception:  # noqa: BLE001 - an unreachable ledger loses only this fact
         return None
 
@@ -175,41 +174,27 @@ IS_LEADER = "payments_is_leader"
 POLL = 0.1
 
 
-async def _scrape(http: httpx.AsyncClient, url: str) -> dict[str, float] | None:
-    """Metric name -> sum over its samples; None when the target does not answer."""
-    try:
-        response = await http.get(url)
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
+async def _targets(platform: Platform, exclude: str) -> dict[str, str]:
+    if not isinstance(platform, MetricsTargets):
+        return {}
+    return dict(await blocking(platform.metrics_targets, exclude, timeout=5.0))
 
 
-def _targets(platform: Any, exclude: str) -> dict[str, str]:
-    try:
-        return dict(platform.metrics_targets(exclude_node=exclude))
-    except TypeError:  # a platform without the filter: use every target
-        return dict(platform.metrics_targets())
-
-
-async def counters(platform: Any, exclude: str) -> dict[str, float]:
+async def counters(platform: Platform, exclude: str) -> dict[str, float]:
     """Takeovers, leader changes and leaders summed over the processes not on `exclude`."""
-    urls = await asyncio.to_thread(_targets, platform, exclude)
+    urls = await _targets(platform, exclude)
     async with httpx.AsyncClient(timeout=0.5, trust_env=False) as http:
-        pages = await asyncio.gather(*(_scrape(http, u) for u in urls.values()))
+        pages = await asyncio.gather(*(scrape_totals(http, u) for u in urls.values()))
     live = [p for p in pages if p is not None]
     return {name: sum(p.get(name, 0.0) for p in live)
             for name in (TAKEOVERS, LEADER_CHANGES, IS_LEADER)}
 
 
-async def _entry_healthy(platform: Any) -> bool:
+async def _entry_healthy(platform: Platform) -> bool:
+    if not isinstance(platform, Entry):
+        return True  # nothing to ask: the entry's health is not this platform's to tell
     try:
-        url = await asyncio.to_thread(platform.entry_url)
+        url = await blocking(platform.entry_url, timeout=5.0)
         async with httpx.AsyncClient(timeout=0.5, trust_env=False) as http:
             return (await http.get(f"{url}/healthz")).status_code == 200
     except (httpx.HTTPError, PlatformError):
@@ -224,7 +209,7 @@ class RecoveryWatch:
     before: dict[str, float]
     leases_held: int | None
 
-    async def run(self, platform: Any, node: str, timeout: float) -> dict[str, Any]:
+    async def run(self, platform: Platform, node: str, timeout: float) -> dict[str, Any]:
         seen: dict[str, float] = {}
         while time.monotonic() - self.started < timeout:
             now = await counters(platform, exclude=node)
@@ -261,10 +246,10 @@ class RecoveryWatch:
                 "entry_healthy_s": seen.get("entry_healthy_s")}
 
 
-async def wait_node_healthy(platform: Any, node: str, timeout: float) -> float | None:
+async def wait_node_healthy(platform: Platform, node: str, timeout: float) -> float | None:
     """Seconds until every /healthz of the node answers 200 again (None: not in time)."""
-    urls_of = getattr(platform, "node_health_urls", None)
-    urls = await asyncio.to_thread(urls_of, node) if urls_of else {}
+    urls = (await blocking(platform.node_health_urls, node, timeout=5.0)
+            if isinstance(platform, NodeHealth) else {})
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=0.5, trust_env=False) as http:
         while time.monotonic() - started < timeout:

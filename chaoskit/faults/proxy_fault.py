@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from chaoskit.errors import ChaoskitError, FaultError
-from chaoskit.faults.base import FaultConfig, Intent
+from chaoskit.faults.base import FaultConfig, Intent, Touch, owner_tag
 from chaoskit.faults.network_targets import (
     CREATED_MARK,
     check_safe_name,
@@ -28,12 +28,17 @@ from chaoskit.faults.network_targets import (
     family,
     resolve_proxies,
 )
-from chaoskit.platforms.base import Platform
+from chaoskit.platforms.abilities import Need, Platform, ToxiproxyAccess, require
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer
 
 Undo = list[Callable[[], None]]
 State = dict[str, ProxyState]
 LISTED_TIMEOUT = 2.0  # the server lists a toxic before its API call returns; this is a backstop
+
+
+def label_of(intent: Intent) -> str:
+    """The owner-scoped name of a fault's toxics (journals before owners: the fault's name)."""
+    return str(intent.get("label") or intent["fault"])
 
 
 def as_ms(seconds: float) -> float:
@@ -98,23 +103,34 @@ class ProxyFault:
 
     type_name: ClassVar[str]
     Config: ClassVar[type[FaultConfig]]
+    destructive: ClassVar[bool] = False  # reversible, and confined to the named proxies
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, run: str = "adhoc") -> None:
         self.platform = platform
+        self.run = run
+
+    def needs(self, config: FaultConfig) -> list[Need]:
+        return [Need(ToxiproxyAccess, "reach a Toxiproxy for network faults")]
 
     def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
              rng: random.Random) -> Intent:
         del rng  # no seeded choices: a selector names its proxies
         check_safe_name("fault", name)
-        url = self.platform.toxiproxy_url()
-        declared = declared_proxies(self.platform)
+        access = require(self.platform, ToxiproxyAccess, "reach a Toxiproxy for network faults")
+        url = access.toxiproxy_url()
+        declared = declared_proxies(access)
         names = resolve_proxies(target, [d["name"] for d in declared],
                                 lambda: ToxiproxyServer(url).proxies())
-        intent: Intent = {"type": self.type_name, "fault": name, "toxiproxy": url,
-                          "proxies": names, "created": [],
+        # what this run puts on the server carries its owner, so no other run removes it
+        label = f"{owner_tag(self.run)}-{name}"
+        intent: Intent = {"type": self.type_name, "fault": name, "owner": self.run,
+                          "label": label, "toxiproxy": url, "proxies": names, "created": [],
                           "declared": [d for d in declared if d["name"] in names]}
-        intent.update(self._plan_effect(name, names, config))
+        intent.update(self._plan_effect(label, names, config))
         return intent
+
+    def touches(self, intent: Intent) -> list[Touch]:
+        return [Touch("proxy", p, intent["toxiproxy"]) for p in intent["proxies"]]
 
     def _plan_effect(self, name: str, proxies: list[str], config: FaultConfig) -> dict[str, Any]:
         raise NotImplementedError
@@ -180,7 +196,8 @@ class ProxyFault:
         return self._residue(intent, state)
 
     def _residue(self, intent: Intent, state: State) -> list[str]:
-        owned, fault = family(intent["fault"]), intent["fault"]
+        fault, label = intent["fault"], label_of(intent)
+        owned = family(label)
         found = []
         for name in intent["proxies"]:
             proxy = state.get(name)
@@ -188,7 +205,7 @@ class ProxyFault:
                 continue
             found += [f"toxic {t.name} ({t.kind}, {t.stream}) is still on proxy {name}"
                       for t in proxy.toxics if t.name in owned]
-            if not proxy.enabled and proxy.toxic(disabled_mark(fault)):
+            if not proxy.enabled and proxy.toxic(disabled_mark(label)):
                 found.append(f"proxy {name} is still disabled by fault {fault}")
             if proxy.toxic(CREATED_MARK) and len(proxy.toxics) == 1:
                 found.append(f"proxy {name}, created by chaoskit, is still there")

@@ -15,7 +15,8 @@
 New nodes are named at plan time (the next free index), so the journaled intent says which node
 to remove even if the runner dies mid-inject. A node leaves by draining: its HAProxy server goes
 to `drain` (no new requests), the ones in flight finish (bounded by `drain`), then maintenance,
-then its processes stop. The driver asks the platform for the abilities in `ScalePlatform`.
+then its processes stop. The driver asks the platform for `Capacity` (+N) or `CapacityRetire`
+(-N), and `Entry` to see who serves.
 """
 
 from __future__ import annotations
@@ -25,33 +26,27 @@ import contextlib
 import random
 import time
 from collections import Counter
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field, field_validator
 
-from chaoskit.errors import FaultError, PlatformError
-from chaoskit.faults.base import FaultConfig, Intent
+from chaoskit.errors import ChaoskitError, FaultError
+from chaoskit.faults.base import FaultConfig, Intent, Touch
 from chaoskit.faults.node_loss import resolve_node
-from chaoskit.platforms.base import Platform, unsupported
+from chaoskit.platforms.abilities import (
+    Capacity,
+    CapacityRetire,
+    Entry,
+    Need,
+    Platform,
+    require,
+)
+from chaoskit.platforms.calls import blocking
 from chaoskit.spec.units import PositiveDuration
 
 POLL = 0.1
 SERVED_SAMPLE = 20  # /healthz requests through the entry that show who serves
-
-
-class ScalePlatform(Protocol):
-    """Abilities a platform offers for adding and removing capacity."""
-
-    def next_node_names(self, count: int) -> list[str]: ...
-    def add_node(self, name: str | None = None) -> str: ...
-    def drain_gateway(self, name: str, timeout: float) -> float: ...
-    def remove_node(self, name: str) -> None: ...
-    def retire_node(self, name: str, drain: float) -> list[str]: ...
-    def restore_node(self, name: str) -> list[str]: ...
-    def entry_states(self) -> dict[str, str]: ...
-    def departed_residue(self, name: str) -> list[str]: ...
-    def node_residue(self, name: str) -> list[str]: ...
 
 
 class ScaleConfig(FaultConfig):
@@ -72,19 +67,38 @@ class Scale:
 
     type_name: ClassVar[str] = "scale"
     Config: ClassVar[type[FaultConfig]] = ScaleConfig
+    destructive: ClassVar[bool] = True
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform: Any = platform
+    def __init__(self, platform: Platform, run: str = "adhoc") -> None:
+        self.platform = platform
+        self.run = run
+
+    def needs(self, config: FaultConfig) -> list[Need]:
+        assert isinstance(config, ScaleConfig)
+        if config.nodes > 0:
+            return [Need(Capacity, "add capacity (scale +N)")]
+        return [Need(CapacityRetire, "take capacity out (scale -N)")]
+
+    @property
+    def _grow_ops(self) -> Capacity:
+        return require(self.platform, Capacity, "add capacity (scale +N)")
+
+    @property
+    def _shrink_ops(self) -> CapacityRetire:
+        return require(self.platform, CapacityRetire, "take capacity out (scale -N)")
 
     def plan(self, name: str, target: dict[str, Any], config: FaultConfig,
              rng: random.Random) -> Intent:
         assert isinstance(config, ScaleConfig)
         out = config.nodes > 0
-        names = (self._ability("next_node_names")(config.nodes) if out
+        names = (self._grow_ops.next_node_names(config.nodes) if out
                  else leaving_nodes(self.platform, target, -config.nodes, rng))
         return {"fault": name, "type": self.type_name, "direction": "out" if out else "in",
                 "nodes": names, "target": dict(target), "drain": config.drain,
                 "join_timeout": config.join_timeout}
+
+    def touches(self, intent: Intent) -> list[Touch]:
+        return [Touch("node", n, self.platform.identity()) for n in intent["nodes"]]
 
     async def inject(self, intent: Intent) -> dict[str, Any]:
         started = time.monotonic()
@@ -94,7 +108,7 @@ class Scale:
         except Exception as exc:
             with contextlib.suppress(Exception):  # leave nothing; the engine reverts again
                 await self.revert(intent)
-            if isinstance(exc, (FaultError, PlatformError)):
+            if isinstance(exc, ChaoskitError):
                 raise
             raise FaultError(f"could not scale by {intent['nodes']}: {exc}",
                              hint="check `chaoskit lab status`; revert ran") from exc
@@ -102,24 +116,24 @@ class Scale:
         return facts
 
     async def _grow(self, intent: Intent) -> dict[str, Any]:
-        add = self._ability("add_node")
+        ops = self._grow_ops
         for name in intent["nodes"]:
-            await asyncio.to_thread(add, name)
-        joined = await wait_states(self.platform, intent["nodes"], "UP",
-                                   float(intent["join_timeout"]))
+            await blocking(ops.add_node, name)
+        joined = await wait_states(ops, intent["nodes"], "UP", float(intent["join_timeout"]))
         return {"added": intent["nodes"], "in_rotation_s": joined}
 
     async def _shrink(self, intent: Intent) -> dict[str, Any]:
-        retire = self._ability("retire_node")
-        stopped = [await asyncio.to_thread(retire, name, float(intent["drain"]))
+        ops = self._shrink_ops
+        stopped = [await blocking(ops.retire_node, name, float(intent["drain"]))
                    for name in intent["nodes"]]
         return {"retired": intent["nodes"], "stopped": sum(stopped, [])}
 
     async def measure_effect(self, intent: Intent) -> dict[str, Any]:
         """Which nodes answer through the entry now (an added node should be among them)."""
         served = await served_by(self.platform, SERVED_SAMPLE)
-        states = await asyncio.to_thread(self.platform.entry_states)
-        return {"served_by": served, "entry_states": states}
+        ops: Capacity | CapacityRetire = (self._grow_ops if intent["direction"] == "out"
+                                          else self._shrink_ops)
+        return {"served_by": served, "entry_states": await blocking(ops.entry_states)}
 
     async def revert(self, intent: Intent) -> dict[str, Any]:
         started = time.monotonic()
@@ -131,53 +145,42 @@ class Scale:
         return facts
 
     async def _remove_added(self, intent: Intent) -> dict[str, Any]:
-        present = {n.name for n in await asyncio.to_thread(self.platform.nodes)}
+        ops = self._grow_ops
+        present = {n.name for n in await blocking(self.platform.nodes)}
         removed = [n for n in intent["nodes"] if n in present]
         drained: dict[str, float] = {}
         for name in removed:
             with contextlib.suppress(OSError):  # no entry left to drain from: just remove
-                drained[name] = await asyncio.to_thread(self.platform.drain_gateway, name,
-                                                        float(intent["drain"]))
-            await asyncio.to_thread(self._ability("remove_node"), name)
+                drained[name] = await blocking(ops.drain_gateway, name, float(intent["drain"]))
+            await blocking(ops.remove_node, name)
         return {"removed": removed, "drain_s": drained}
 
     async def _restore_retired(self, intent: Intent) -> dict[str, Any]:
-        restore = self._ability("restore_node")
-        started = [await asyncio.to_thread(restore, name) for name in intent["nodes"]]
-        back = await wait_states(self.platform, intent["nodes"], "UP",
-                                 float(intent["join_timeout"]))
+        ops = self._shrink_ops
+        started = [await blocking(ops.return_node, name) for name in intent["nodes"]]
+        back = await wait_states(ops, intent["nodes"], "UP", float(intent["join_timeout"]))
         return {"restored": intent["nodes"], "started": sum(started, []), "in_rotation_s": back}
 
     async def preflight(self, intent: Intent) -> list[str]:
-        needed = ("add_node", "remove_node") if intent["direction"] == "out" else (
-            "retire_node", "restore_node")
-        missing = [n for n in needed if getattr(self.platform, n, None) is None]
-        if missing:
-            return [f"the {self.platform.name} platform cannot scale: no {', '.join(missing)}"]
         if intent["direction"] == "out":
-            present = {n.name for n in await asyncio.to_thread(self.platform.nodes)}
+            present = {n.name for n in await blocking(self.platform.nodes)}
             return [f"node {n} exists already" for n in intent["nodes"] if n in present]
         return []
 
     async def verify_reverted(self, intent: Intent) -> list[str]:
         if intent["direction"] == "out":
-            check = self._ability("departed_residue")
-            return [r for n in intent["nodes"] for r in await asyncio.to_thread(check, n)]
-        found = [r for n in intent["nodes"]
-                 for r in await asyncio.to_thread(self.platform.node_residue, n)]
-        states = await asyncio.to_thread(self.platform.entry_states)
+            grow = self._grow_ops
+            return [r for n in intent["nodes"]
+                    for r in await blocking(grow.departed_residue, n)]
+        shrink = self._shrink_ops
+        found = [r for n in intent["nodes"] for r in await blocking(shrink.node_residue, n)]
+        states = await blocking(shrink.entry_states)
         found += [f"node {n} is not back in rotation ({states.get(n, 'absent')})"
                   for n in intent["nodes"] if states.get(n) != "UP"]
         return found
 
-    def _ability(self, name: str) -> Any:
-        operation = getattr(self.platform, name, None)
-        if operation is None:
-            raise unsupported(self.platform.name, "scale", hint=f"it offers no {name}")
-        return operation
 
-
-def leaving_nodes(platform: Any, target: dict[str, Any], count: int,
+def leaving_nodes(platform: Platform, target: dict[str, Any], count: int,
                   rng: random.Random) -> list[str]:
     """The nodes -N takes out: the target's (for one), else the highest-numbered ones; at
     least one node must stay to serve."""
@@ -198,12 +201,12 @@ def _index(name: str) -> tuple[int, str]:
     return (int(tail) if tail.isdigit() else 0, name)
 
 
-async def wait_states(platform: Any, names: list[str], want: str,
+async def wait_states(ops: Capacity | CapacityRetire, names: list[str], want: str,
                       timeout: float) -> float:
     """Seconds until the entry reports every named server in state `want`."""
     started = time.monotonic()
     while True:
-        states = await asyncio.to_thread(platform.entry_states)
+        states = await blocking(ops.entry_states)
         if all(states.get(n) == want for n in names):
             return round(time.monotonic() - started, 3)
         if time.monotonic() - started > timeout:
@@ -213,9 +216,11 @@ async def wait_states(platform: Any, names: list[str], want: str,
         await asyncio.sleep(POLL)
 
 
-async def served_by(platform: Any, count: int) -> dict[str, int]:
+async def served_by(platform: Platform, count: int) -> dict[str, int]:
     """Node -> how many of `count` /healthz requests through the entry it answered."""
-    url = await asyncio.to_thread(platform.entry_url)
+    if not isinstance(platform, Entry):
+        return {}
+    url = await blocking(platform.entry_url)
     seen: Counter[str] = Counter()
     async with httpx.AsyncClient(timeout=1.0, trust_env=False) as http:
         for _ in range(count):

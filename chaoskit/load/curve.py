@@ -91,6 +91,16 @@ class Curve:
         """An upper bound of the rate (every primitive at its top at once)."""
         return sum(p.peak() for p in self.primitives)
 
+    def peak_rate(self, grid: int = 2000) -> float:
+        """The highest rate the run reaches: read at every primitive's turning points (bell
+        centres, box and ramp edges) and on an even grid between them."""
+        end = self.run_seconds * self.time_scale
+        moments = [end * i / grid for i in range(grid + 1)]
+        for p in self.primitives:
+            moments += [p.center] if isinstance(p, Bell) else [p.start, p.end]
+        inside = [t for t in moments if 0.0 <= t < end and math.isfinite(t)]
+        return max((max(0.0, self.rate_scenario(t)) for t in inside), default=0.0)
+
 
 def bell(center: float, height: float, width: float) -> Bell:
     return Bell(center, height, width / _FWHM_PER_SIGMA)

@@ -103,8 +103,8 @@ def value_at_index(index: int) -> int:
 class Tally:
     """Counters of one 100 ms window, indexed by flow; `latency` holds its completions."""
 
-    __slots__ = ("dropped", "errors", "intended", "late", "latency", "ok", "retries", "sent",
-                 "timeouts")
+    __slots__ = ("behind", "capped", "dropped", "errors", "intended", "late", "latency", "ok",
+                 "retries", "sent", "timeouts")
     latency: BucketCounts
 
     def __init__(self, flows: int) -> None:
@@ -113,7 +113,9 @@ class Tally:
         self.ok = [0] * flows
         self.errors = [0] * flows
         self.dropped = [0] * flows
-        self.late = 0
+        self.late = 0  # sent later than late_after after the intended time, for any reason
+        self.behind = 0  # of those, due while the engine itself was behind its schedule
+        self.capped = 0  # dropped unsent: the in-flight cap was reached
         self.timeouts = 0
         self.retries = 0  # resends of a failed request with its key (not new arrivals)
         self.latency = BucketCounts()
@@ -122,7 +124,8 @@ class Tally:
         """The JSON-able report of this window sent to the parent process."""
         return {"type": "window", "w": window, "intended": self.intended, "sent": self.sent,
                 "ok": self.ok, "errors": self.errors, "dropped": self.dropped,
-                "late": self.late, "timeouts": self.timeouts, "retries": self.retries,
+                "late": self.late, "behind": self.behind, "capped": self.capped,
+                "timeouts": self.timeouts, "retries": self.retries,
                 "latency": self.latency.pairs()}
 
 

@@ -119,9 +119,12 @@ class OpenModelRun:
             self._idle.append(conn)
 
     def _fail_queued(self) -> None:
-        _, _, flow, _ = self._backlog.popleft()
+        t, _, flow, _ = self._backlog.popleft()
         self._in_flight -= 1
-        self._book.now(time.monotonic() - self._t0).errors[flow] += 1
+        now = time.monotonic() - self._t0
+        tally = self._book.now(now)
+        tally.errors[flow] += 1
+        tally.latency.add(now - t)  # a refused connection is a failure clients waited for
 
     # --- schedule ----------------------------------------------------------------------------
     def start(self, t0: float) -> None:
@@ -139,11 +142,13 @@ class OpenModelRun:
         if self._sending:
             self._sending = False
             self._drain_until = time.monotonic() - self._t0 + min(STOP_GRACE, self.plan.timeout)
-            tally = self._book.now(time.monotonic() - self._t0)
+            now = time.monotonic() - self._t0
+            tally = self._book.now(now)
             while self._backlog:
-                _, _, flow, _ = self._backlog.popleft()
+                t, _, flow, _ = self._backlog.popleft()
                 self._in_flight -= 1
                 tally.dropped[flow] += 1
+                tally.latency.add(now - t)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -175,7 +180,7 @@ class OpenModelRun:
     def _dispatch(self, until: float, limit: int) -> None:
         """Send up to `limit` arrivals due by `until` (run seconds)."""
         times, ks, flows, i = self._times, self._ks, self._flows, self._i
-        send = self._send
+        send, late = self._send, self.plan.late_after
         while limit > 0:
             if i >= len(times):
                 if self._generated_to > until + CHUNK or self._schedule.exhausted:
@@ -186,17 +191,24 @@ class OpenModelRun:
             t = times[i]
             if t > until:
                 break
-            send(t, ks[i], flows[i])
+            send(t, ks[i], flows[i], until - t > late)
             i += 1
             limit -= 1
         self._i = i
 
-    def _send(self, t: float, k: int, flow: int) -> None:
-        """An arrival is due: write it on a free connection, queue it, or drop it at the cap."""
+    def _send(self, t: float, k: int, flow: int, behind: bool) -> None:
+        """An arrival is due: write it on a free connection, queue it, or drop it at the cap.
+
+        `behind`: the engine reached this arrival late (its own CPU, not the system's answer).
+        """
         due = self._book.due(t)
         due.intended[flow] += 1
+        if behind:
+            due.behind += 1
         if self._in_flight >= self.plan.max_in_flight:
             due.dropped[flow] += 1
+            due.capped += 1
+            due.latency.add(self.plan.timeout)  # never sent, never answered: at least this
             return
         self._in_flight += 1
         if self._idle:
@@ -306,7 +318,10 @@ class OpenModelRun:
             if self._retry(conn):
                 return
             self._in_flight -= 1
-            self._book.now(time.monotonic() - self._t0).errors[conn.flow] += 1
+            now = time.monotonic() - self._t0
+            tally = self._book.now(now)
+            tally.errors[conn.flow] += 1
+            tally.latency.add(now - conn.intended)
 
     # --- windows -----------------------------------------------------------------------------
     def _window_tick(self) -> None:

@@ -47,6 +47,8 @@ class LoadSummary:
     ok: int
     errors: int
     late: int
+    behind: int  # arrivals the engine reached late: its own shortfall, not the system's
+    capped: int  # arrivals dropped unsent at the in-flight cap
     dropped: int
     timeouts: int
     refunds_as_payments: int
@@ -62,6 +64,10 @@ class LoadSummary:
     cpu_seconds: float      # CPU time the workers used while running (user + system)
     started_at: float | None  # time.monotonic() of run second 0 (None: stopped before start)
     series: list[dict[str, Any]] = field(default_factory=list)
+
+    def shortfall(self) -> int:
+        """Arrivals chaoskit itself did not send on time (behind its schedule, or capped)."""
+        return self.behind + self.capped
 
     def achieved_rate(self) -> float:
         return self.sent / self.run_seconds if self.run_seconds else 0.0
@@ -113,8 +119,8 @@ class WindowMerger:
         window: dict[str, Any] = {"t": round((w + 1) * WINDOW, 6)}
         for name in _COUNTS:
             window[name] = sum(f[name] for f in by_flow.values())
-        window["late"] = sum(r["late"] for r in reports)
-        window["timeouts"] = sum(r["timeouts"] for r in reports)
+        for name in ("late", "behind", "capped", "timeouts"):
+            window[name] = sum(r.get(name, 0) for r in reports)
         window["retries"] = sum(r.get("retries", 0) for r in reports)
         lat = latency_ms(merged_counts([r["latency"] for r in reports]))
         window.update(p50_ms=lat["p50"], p99_ms=lat["p99"], max_ms=lat["max"], by_flow=by_flow)
@@ -125,7 +131,8 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
               run_seconds: float, started_at: float | None) -> LoadSummary:
     """The run's summary from the merged series and each worker's final report."""
     series = merger.series
-    totals = {name: sum(w[name] for w in series) for name in (*_COUNTS, "late", "timeouts")}
+    totals = {name: sum(w.get(name, 0) for w in series)
+              for name in (*_COUNTS, "late", "behind", "capped", "timeouts")}
     flows = series[0]["by_flow"].keys() if series else []
     by_flow = {f: {n: sum(w["by_flow"][f][n] for w in series) for n in _COUNTS} for f in flows}
     latency = merged_counts([d["latency"] for d in done])

@@ -1,37 +1,22 @@
-"""Pick the platform an experiment targets, or rebuild one from a journal's description."""
+"""Where faults land. Platforms register in the `chaoskit.platforms` entry-point group; their
+abilities are the protocols of `chaoskit.platforms.abilities`."""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
-from chaoskit.errors import PlatformError
-
-# platform name -> "module:Class"; each class has from_target(target) and from_description(desc)
-PLATFORMS = {
-    "local": "chaoskit.platforms.local.platform:LocalPlatform",
-    "kubernetes": "chaoskit.platforms.kubernetes.platform:KubernetesPlatform",
-    "fake": "chaoskit.testing:FakePlatform",
-}
+from chaoskit import registry
+from chaoskit.platforms.abilities import Platform
 
 
-def _platform_class(name: str) -> Any:
-    if name not in PLATFORMS:
-        raise PlatformError(f"unknown platform '{name}'",
-                            hint=f"use one of: {', '.join(sorted(PLATFORMS))}")
-    module, _, cls = PLATFORMS[name].partition(":")
-    try:
-        return getattr(import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        raise PlatformError(f"the {name} platform is not available here ({exc})",
-                            hint="reinstall chaoskit with `make setup`") from exc
-
-
-def platform_for(target: Any) -> Any:
+def platform_for(target: Any) -> Platform:
     """The platform for a validated `target:` section."""
-    return _platform_class(target.platform).from_target(target)
+    platform: Platform = registry.get(registry.PLATFORMS, target.platform).from_target(target)
+    return platform
 
 
-def platform_from_description(description: dict[str, Any]) -> Any:
+def platform_from_description(description: dict[str, Any]) -> Platform:
     """Rebuild a platform from the journal header (for recover and the watchdog)."""
-    return _platform_class(description["platform"]).from_description(description)
+    cls = registry.get(registry.PLATFORMS, description["platform"])
+    platform: Platform = cls.from_description(description)
+    return platform

@@ -8,16 +8,16 @@ import psycopg
 from psycopg.rows import dict_row
 
 from chaoskit.errors import ProbeError
+from chaoskit.platforms.abilities import Database
 
 STATEMENT_TIMEOUT_MS = 8000  # under the engine's 10 s sample timeout, so we fail with a reason
 
 
-def database_url(configured: str | None, platform: Any) -> str:
+def database_url(configured: str | None, platform: object) -> str:
     """The probe's `database_url:`, else the platform's ledger URL."""
     if configured:
         return configured
-    find = getattr(platform, "database_url", None)
-    url = find() if find is not None else None
+    url = platform.database_url() if isinstance(platform, Database) else None
     if not url:
         raise ProbeError("no ledger database URL for the probe",
                          hint="set `database_url:` (postgresql://...) on the probe, or "

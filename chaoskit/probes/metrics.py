@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field, model_validator
 
+from chaoskit import exposition
 from chaoskit.errors import ProbeError
-from chaoskit.probes import exposition
+from chaoskit.exposition import Scrape, ScrapeWindow
+from chaoskit.platforms.abilities import MetricsTargets
 from chaoskit.probes.base import ProbeConfig, ProbeContext
-from chaoskit.probes.exposition import Scrape, ScrapeWindow
 from chaoskit.probes.quantile import bucket_quantile
 from chaoskit.spec.units import PositiveDuration
 
@@ -47,13 +48,11 @@ class MetricsProbeConfig(ProbeConfig):
         return self
 
 
-def platform_targets(platform: Any, service: str | None) -> list[str]:
+def platform_targets(platform: object, service: str | None) -> list[str]:
     """/metrics URLs the platform knows, keyed by instance name; `service` keeps its instances."""
-    known = getattr(platform, "metrics_targets", None)
-    if known is None:
+    if not isinstance(platform, MetricsTargets):
         return []
-    targets = known()
-    items = list(targets.items()) if isinstance(targets, dict) else [(u, u) for u in targets]
+    items = list(platform.metrics_targets().items())
     if service is None:
         return [url for _, url in items]
     return [url for name, url in items if _of_service(name, service)]

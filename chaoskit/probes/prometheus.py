@@ -20,6 +20,7 @@ import httpx
 from pydantic import Field
 
 from chaoskit.errors import ProbeError
+from chaoskit.platforms.abilities import PrometheusAddress
 from chaoskit.probes.base import ProbeConfig, ProbeContext
 from chaoskit.spec.units import PositiveDuration
 
@@ -39,9 +40,8 @@ class PrometheusProbeConfig(ProbeConfig):
         default=None, description="value when the query has no data (default: a probe error)")
 
 
-def _default_url(platform: Any) -> str | None:
-    find = getattr(platform, "prometheus_url", None)
-    return find() if find is not None else None
+def _default_url(platform: object) -> str | None:
+    return platform.prometheus_url() if isinstance(platform, PrometheusAddress) else None
 
 
 class PrometheusProbe:

@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from chaoskit.engine.journal import Record, header, read_journal, result
 from chaoskit.errors import JournalError
+from chaoskit.journal import Record, header, read_journal, result
 from chaoskit.report.expectations import aggregate
 from chaoskit.report.statistics import GREATER_IS_WORSE, Shift, compare_samples
 from chaoskit.report.verdict import PHASE_OF, samples_by_item
@@ -105,7 +105,8 @@ def compare_items(a: list[Record], b: list[Record]) -> list[ItemComparison]:
         for phase in item.get("phases", list(PHASE_OF)):
             key, engine_phase = (name, phase), PHASE_OF[phase]
             series = (name, engine_phase)
-            va, vb = samples_a.get(series, []), samples_b.get(series, [])
+            va = samples_a[series].values if series in samples_a else []
+            vb = samples_b[series].values if series in samples_b else []
             shift = compare_samples(va, vb, item.get("confidence", 0.95), how)
             da, db = verdicts_a.get(key), verdicts_b.get(key)
             rows.append(ItemComparison(

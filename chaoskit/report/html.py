@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chaoskit.engine.journal import Record, header, read_journal, result
+from chaoskit.journal import Record, header, read_journal, result
 from chaoskit.report import summary
 from chaoskit.spec.conditions import parse_threshold
 

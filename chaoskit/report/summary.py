@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from chaoskit.engine.journal import Record, header, result
+from chaoskit.journal import Record, header, result
 
 STATUS_STYLE = {"held": "bold green", "failed": "bold red", "aborted": "bold yellow",
                 "error": "bold red", "interrupted": "bold yellow", "crashed": "bold red"}

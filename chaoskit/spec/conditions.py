@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chaoskit.spec.units import parse_duration, parse_rate, parse_ratio
+from chaoskit.spec.units import parse_quantity
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
@@ -25,18 +25,6 @@ def parse_expectation(text: str) -> tuple[str, str]:
         raise ValueError(f"'{text}' is not an expectation; write e.g. '<= 300ms', '>= 99.9%', "
                          "'== 0' or '<= baseline * 1.5'")
     return match.group(1), match.group(2)
-
-
-def parse_quantity(text: str) -> float:
-    """'300ms' -> 0.3, '99.9%' -> 0.999, '200/s' -> 200, '5' -> 5."""
-    text = text.strip()
-    for parse in (float, parse_duration, parse_ratio, parse_rate):
-        try:
-            return float(parse(text))
-        except ValueError:
-            continue
-    raise ValueError(f"'{text}' is not a number, duration, percentage, rate or baseline; "
-                     "write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'")
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,17 @@ Shape = Annotated[
 ]
 
 
+class LoadCaps(BaseModel):
+    """Safety caps on what an experiment may send. Above them a run is refused before anything
+    starts; raising them is an explicit, reviewable line in the experiment."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate: Rate = Field(default=20_000.0, description="highest arrival rate (requests per run "
+                       "second) the profile may reach; default 20000/s")
+    duration: PositiveDuration = Field(default=4 * 3600.0, description=(
+        "longest load in run time (wall clock); default 4h"))
+
+
 class LoadSpec(BaseModel):
     """What traffic to drive, how fast, in which mix, and with how many worker processes."""
 
@@ -122,6 +133,11 @@ class LoadSpec(BaseModel):
         "how often a client resends a request that timed out, lost its connection, or got "
         "409/5xx, with the same Idempotency-Key, as payment SDKs do"))
     retry_after: PositiveDuration = Field(default=0.2, description="wait before a resend")
+    caps: LoadCaps = Field(default_factory=LoadCaps, description=(
+        "safety caps on rate and run length; raise them explicitly to go beyond"))
+    shortfall_tolerance: Ratio = Field(default=0.01, description=(
+        "share of arrivals the load engine may fail to send on time (CPU saturated, in-flight "
+        "cap hit) before the run is inconclusive: it did not test what it declared"))
     pods: int | None = Field(default=None, ge=1, le=1000, description=(
         "on Kubernetes: send the inject phase's load from an Indexed Job of this many pods, "
         "each taking its share of the one arrival schedule"))

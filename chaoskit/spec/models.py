@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from chaoskit.spec.conditions import parse_expectation, parse_threshold
 from chaoskit.spec.load import LoadSpec
@@ -37,26 +44,47 @@ class ProxyDecl(Strict):
     upstream: str
 
 
+def _any_as_list(value: Any) -> Any:
+    return ["any"] if value == "any" else value
+
+
+ScopeList = Annotated[list[str], BeforeValidator(_any_as_list)]
+_SCOPE_HELP = "names or patterns (node-*), or `any` for everything"
+
+
 class Scope(Strict):
-    """The blast radius: nothing outside it may be touched."""
+    """The blast radius: nothing outside it may be touched.
 
-    nodes: list[str] = Field(default_factory=list)
-    proxies: list[str] = Field(default_factory=list)
-    namespaces: list[str] = Field(default_factory=list)
+    Faults that touch nodes (node-loss, colocate, scale, ...) need `nodes` (a list, or `any`):
+    an experiment never touches every node by leaving the scope out. Load goes only to
+    loopback, to addresses the platform created itself, and to `hosts`.
+    """
+
+    nodes: ScopeList = Field(default_factory=list, description=_SCOPE_HELP)
+    proxies: ScopeList = Field(default_factory=list, description=_SCOPE_HELP)
+    namespaces: ScopeList = Field(default_factory=list, description=_SCOPE_HELP)
     selectors: dict[str, str] = Field(default_factory=dict)
+    hosts: ScopeList = Field(default_factory=list, description=(
+        "hosts or CIDRs load may be sent to besides loopback and the platform's own "
+        "addresses (e.g. staging.example.com)"))
 
 
-class Target(Strict):
-    platform: Literal["local", "kubernetes", "fake"] = "local"
-    lab: str | None = Field(default=None, description="local: lab name or state directory")
+class Target(BaseModel):
+    """Where the experiment runs. `platform` picks the platform; the other keys not listed here
+    are that platform's own fields (e.g. `lab:` for local, `namespace:` for kubernetes)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    platform: str = Field(default="local", description="local, kubernetes, containers, "
+                          "processes, ... (installed platforms)")
     toxiproxy: str | None = Field(default=None, description="Toxiproxy API URL (not ours)")
     proxies: list[ProxyDecl] = Field(default_factory=list)
     entry: str | None = Field(default=None, description="base URL load is sent to")
-    database: str | None = Field(default=None, description="ledger database URL")
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
+    database: str | None = Field(default=None, description="the system's database URL")
     scope: Scope = Field(default_factory=Scope)
+
+    def options(self) -> dict[str, Any]:
+        """The platform's own fields, checked by its `Config`."""
+        return dict(self.model_extra or {})
 
 
 class ProbeRef(BaseModel):
@@ -91,6 +119,10 @@ class Expectation(Strict):
         default_factory=lambda: list(PHASES), min_length=1)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0,
                               description="for baseline comparisons: statistical confidence")
+    no_evidence: Literal["inconclusive", "held", "failed"] = Field(
+        default="inconclusive", description=(
+            "the verdict of a phase in which the probe had nothing to measure (no flow fell "
+            "due, no request was sent): inconclusive fails a gate unless this says otherwise"))
 
     @field_validator("expect")
     @classmethod
@@ -104,6 +136,9 @@ class Guardrail(Strict):
     abort_when: str = Field(description="condition that aborts: '> 5', '>= 1%'")
     for_: Duration = Field(default=0.0, alias="for",
                            description="how long the condition must hold before aborting")
+    unreadable_limit: int = Field(default=3, ge=0, description=(
+        "consecutive samples the probe could not read that abort the run (0: never); a "
+        "guardrail that cannot see must not let the run go on blind"))
 
     @field_validator("abort_when")
     @classmethod

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from chaoskit.spec.loader import Loc
 from chaoskit.spec.models import API_VERSION, Experiment
+from chaoskit.spec.yaml_source import Loc
 
 SCHEMA_ID = "https://chaoskit.dev/schema/chaoskit-v1.json"
 

@@ -79,6 +79,29 @@ def parse_time_scale(value: Any) -> float:
     return scenario / real
 
 
+def format_duration(seconds: float) -> str:
+    """90.0 -> '1m30s', 0.25 -> '250ms', 3600 -> '1h'."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours:g}h" if hours else "", f"{minutes:g}m" if minutes else "",
+             f"{secs:g}s" if secs else ""]
+    return "".join(parts)
+
+
+def parse_quantity(text: str) -> float:
+    """'300ms' -> 0.3, '99.9%' -> 0.999, '200/s' -> 200, '5' -> 5."""
+    text = text.strip()
+    for parse in (float, parse_duration, parse_ratio, parse_rate):
+        try:
+            return float(parse(text))
+        except ValueError:
+            continue
+    raise ValueError(f"'{text}' is not a number, duration, percentage, rate or baseline; "
+                     "write e.g. '300ms', '99.9%', '5' or 'baseline * 1.5'")
+
+
 def _schema(pattern: str, example: str, description: str) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "pattern": pattern, "examples": [example],
                            "description": description})

@@ -11,7 +11,7 @@ from ruamel.yaml.nodes import Node
 
 from chaoskit import registry
 from chaoskit.errors import ProblemList
-from chaoskit.spec.loader import Document, Loc, locate
+from chaoskit.spec import scope as scope_rules
 from chaoskit.spec.models import (
     _NAME,
     API_VERSION,
@@ -20,13 +20,15 @@ from chaoskit.spec.models import (
     FaultSpec,
     ProbeRef,
     Scope,
+    Target,
 )
 from chaoskit.spec.schema import model_at, union_tags
-from chaoskit.spec.units import positive_duration
+from chaoskit.spec.units import format_duration, positive_duration
+from chaoskit.spec.yaml_source import Document, Loc, locate
 
 _GLOB = re.compile(r"[*?\[\]{}]")
-_SCOPED = {"node": "nodes", "nodes": "nodes", "proxy": "proxies", "proxies": "proxies",
-           "namespace": "namespaces", "namespaces": "namespaces"}
+_SCOPED = {"node": "node", "nodes": "node", "proxy": "proxy", "proxies": "proxy",
+           "namespace": "namespace", "namespaces": "namespace"}
 _NAMED_GROUPS = ("hypothesis", "faults", "guardrails")
 
 
@@ -191,7 +193,12 @@ def parsed(model: type[BaseModel], raw: Any) -> Any:
 
 
 def check_plugins(checker: Checker) -> None:
-    """Fault and probe types must be registered; their own fields go to the kind's Config."""
+    """Fault, probe and platform kinds must be registered; their own fields go to the kind's
+    Config (the rest of the entry is common to every kind)."""
+    target = checker.data.get("target")
+    if isinstance(target, dict):
+        _check_kind(checker, registry.PLATFORMS, target, ("target",), Target, key="platform",
+                    default="local")
     for i, fault in checker.items("faults"):
         _check_kind(checker, registry.FAULTS, fault, ("faults", i), FaultSpec)
     for group in ("hypothesis", "guardrails"):
@@ -201,24 +208,32 @@ def check_plugins(checker: Checker) -> None:
                             ProbeRef)
 
 
+_NOUNS = {registry.FAULTS: "fault type", registry.PROBES: "probe type",
+          registry.PLATFORMS: "platform"}
+
+
 def _check_kind(checker: Checker, group: str, raw: dict[str, Any], loc: Loc,
-                common: type[BaseModel]) -> None:
-    kind = raw.get("type")
+                common: type[BaseModel], *, key: str = "type", default: str | None = None) -> None:
+    kind = raw.get(key, default)
     if not isinstance(kind, str):
-        return  # missing or mistyped 'type' is reported by the model itself
-    noun = "fault" if group == registry.FAULTS else "probe"
+        return  # missing or mistyped kind is reported by the model itself
+    noun = _NOUNS[group]
+    where = loc + (key,) if key in raw else loc
     try:
         cls = registry.lookup(group, kind)
     except Exception as exc:  # noqa: BLE001 - a broken third-party plug-in is not our bug
-        checker.add(checker.value_node(loc + ("type",)), f"the {noun} type '{kind}' failed to "
+        checker.add(checker.value_node(where), f"the {noun} '{kind}' failed to "
                     f"load: {exc}", "reinstall the package that provides it")
         return
     if cls is None:
-        checker.add(checker.value_node(loc + ("type",)), f"unknown {noun} type '{kind}'",
-                    registry.suggest(group, kind), _path(loc + ("type",)))
+        checker.add(checker.value_node(where), f"unknown {noun} '{kind}'",
+                    registry.suggest(group, kind), _path(where))
         return
-    config = getattr(cls, "Config", None)
-    if config is None:
+    config = vars_of(cls).get("Config")
+    if not (isinstance(config, type) and issubclass(config, BaseModel)):
+        checker.add(checker.value_node(where), f"the {noun} '{kind}' is not a valid plug-in: "
+                    "it declares no Config model of its fields",
+                    "fix or reinstall the package that provides it")
         return
     common_names = tuple(_field_names(common))
     options = {k: v for k, v in raw.items() if k not in common_names}
@@ -267,36 +282,28 @@ def check_timing(checker: Checker) -> None:
             continue
         if fault.start >= end:
             checker.add(checker.value_node(("faults", i, "start")),
-                        f"fault '{fault.name}' starts at {human(fault.start)}, when the load "
-                        f"has already ended ({human(end)})",
-                        f"start it before {human(end)} or lengthen load.duration",
+                        f"fault '{fault.name}' starts at {format_duration(fault.start)}, when "
+                        f"the load has already ended ({format_duration(end)})",
+                        f"start it before {format_duration(end)} or lengthen load.duration",
                         _path(("faults", i, "start")))
         elif fault.start + fault.duration > end:
             checker.add(checker.value_node(("faults", i, "duration")),
-                        f"fault '{fault.name}' ends at {human(fault.start + fault.duration)}, "
-                        f"after the load has ended ({human(end)})",
-                        f"shorten it to at most {human(end - fault.start)} or lengthen "
+                        f"fault '{fault.name}' ends at "
+                        f"{format_duration(fault.start + fault.duration)}, "
+                        f"after the load has ended ({format_duration(end)})",
+                        f"shorten it to at most {format_duration(end - fault.start)} or lengthen "
                         "load.duration", _path(("faults", i, "duration")))
 
 
-def human(seconds: float) -> str:
-    """90.0 -> '1m30s', 0.25 -> '250ms', 3600 -> '1h'."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours:g}h" if hours else "", f"{minutes:g}m" if minutes else "",
-             f"{secs:g}s" if secs else ""]
-    return "".join(parts)
-
-
 def check_scope(checker: Checker) -> None:
-    """Explicitly named nodes, proxies and namespaces must be inside target.scope."""
+    """Explicitly named nodes, proxies and namespaces must be inside target.scope, and a fault
+    that touches nodes needs target.scope.nodes (spec.scope holds the rules)."""
     target = checker.data.get("target")
     scope = parsed(Scope, target.get("scope", {})) if isinstance(target, dict) else None
     if scope is None:
         return
     for i, fault in checker.items("faults"):
+        _check_destructive(checker, scope, fault, i)
         if isinstance(fault.get("target"), dict):
             _check_in_scope(checker, scope, fault["target"], ("faults", i, "target"), "fault",
                             fault.get("name"))
@@ -311,22 +318,48 @@ def check_scope(checker: Checker) -> None:
                                 guard.get("name"))
 
 
+def _check_destructive(checker: Checker, scope: Scope, fault: dict[str, Any], i: int) -> None:
+    kind = fault.get("type")
+    try:
+        cls = registry.lookup(registry.FAULTS, kind) if isinstance(kind, str) else None
+    except Exception:  # noqa: BLE001 - reported by check_plugins
+        return
+    if cls is None or not vars_of(cls).get("destructive", False) or scope.nodes:
+        return
+    checker.add(checker.value_node(("faults", i, "type")),
+                f"fault '{fault.get('name')}' ({kind}) touches nodes, but target.scope.nodes "
+                "is empty", "name the nodes it may touch in target.scope.nodes (patterns "
+                "like node-* work), or write `nodes: any` to allow every node",
+                _path(("faults", i, "type")))
+
+
+def vars_of(cls: type) -> dict[str, Any]:
+    """Class attributes through the MRO (a plug-in's declarations, read without getattr)."""
+    found: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        found.update(vars(base))
+    return found
+
+
 def _check_in_scope(checker: Checker, scope: Scope, raw: dict[str, Any], loc: Loc, noun: str,
                     name: Any) -> None:
-    for key, kinds in _SCOPED.items():
-        allowed: list[str] = getattr(scope, kinds)
+    for key, kind in _SCOPED.items():
         value = raw.get(key)
-        if not allowed or value is None:
+        if value is None:
             continue
         values = value if isinstance(value, list) else [value]
         for j, item in enumerate(values):
-            if not _explicit(item) or item in allowed:
+            if not _explicit(item):
                 continue
+            if scope_rules.problem(scope, kind, item) is None:
+                continue
+            field = scope_rules.FIELDS[kind]
+            allowed = ", ".join(scope_rules.allowed(scope, kind))
             item_loc = loc + ((key, j) if isinstance(value, list) else (key,))
             checker.add(checker.value_node(item_loc),
-                        f"{noun} '{name}' aims at {key.rstrip('s')} '{item}', outside "
-                        f"target.scope.{kinds} ({', '.join(allowed)})",
-                        f"add '{item}' to target.scope.{kinds} or aim inside the scope",
+                        f"{noun} '{name}' aims at {kind} '{item}', outside "
+                        f"target.scope.{field} ({allowed})",
+                        f"add '{item}' to target.scope.{field} or aim inside the scope",
                         _path(item_loc))
 
 

@@ -22,10 +22,10 @@ from kubernetes.client.exceptions import ApiException
 
 from chaoskit import cli
 from chaoskit.engine.faultline import plan_faults
-from chaoskit.engine.journal import JournalWriter, read_journal
-from chaoskit.engine.runner import RunOptions, run_experiment
+from chaoskit.journal import JournalWriter, read_journal
+from chaoskit.engine.run import RunOptions, run_experiment
 from chaoskit.engine.watchdog import recover_journal
-from chaoskit.faults.colocate import OfflineWork
+from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
 from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
@@ -144,7 +144,7 @@ def platform(stack: ControlPlane, api: Any) -> Iterator[KubernetesPlatform]:
                                run="it-run")
     yield plane
     for node in stack.nodes:  # whatever a failing test left, the next one starts clean
-        plane.recover_node(node)
+        plane.restore_node(node, "drain")
 
 
 def node_clean(api: Any, name: str) -> bool:
@@ -168,7 +168,7 @@ def test_kill_deletes_the_nodes_pods_and_the_controllers_replace_them(
         platform: KubernetesPlatform, api: Any) -> None:
     node = platform.node_for_role("gateway")
     before = pods_by_node(api)[node]
-    facts = platform.kill_node(node)
+    facts = platform.lose_node(node, "kill")
     assert len(facts["deleted"]) == len(before) > 0
     eventually(lambda: workloads_settled(api), 60, "replacements Running")
     assert not before & {uid for uids in pods_by_node(api).values() for uid in uids}
@@ -179,7 +179,7 @@ def test_drain_evicts_honouring_budgets_reports_the_refusal_and_reverts_clean(
         platform: KubernetesPlatform, api: Any) -> None:
     postgres = client.CoreV1Api(api).read_namespaced_pod("postgres-0", NS)
     node = postgres.spec.node_name
-    facts = platform.drain_node(node)
+    facts = platform.lose_node(node, "drain")
     assert list(facts["refused"]) == [f"{NS}/postgres-0"]  # its budget: minAvailable 1 of 1
     assert "disruption budget" in facts["refused"][f"{NS}/postgres-0"]
     assert facts["evicted"], "the other pods on the node are evicted"
@@ -189,24 +189,24 @@ def test_drain_evicts_honouring_budgets_reports_the_refusal_and_reverts_clean(
         NS, field_selector=f"spec.nodeName={node}").items}
     assert not evicted & on_node and on_node == {"postgres-0"}  # only the refused one stayed
     assert any("cordoned" in r for r in platform.node_residue(node))
-    platform.uncordon_node(node)
+    platform.restore_node(node, "drain")
     assert platform.node_residue(node) == [] and node_clean(api, node)
 
 
 def test_node_down_taints_the_node_its_pods_go_elsewhere_and_revert_is_clean(
         platform: KubernetesPlatform, api: Any) -> None:
     node = platform.node_for_role("worker-most-leases")
-    platform.down_node(node)
+    platform.lose_node(node, "node-down")
     eventually(lambda: node not in pods_by_node(api) and workloads_settled(api), 90,
                "taint manager evicted the node's pods and they run elsewhere")
-    platform.up_node(node)
+    platform.restore_node(node, "node-down")
     assert platform.node_residue(node) == [] and node_clean(api, node)
 
 
 def test_isolate_puts_a_deny_all_policy_on_the_nodes_pods_and_removes_it(
         platform: KubernetesPlatform, api: Any) -> None:
     node = platform.node_for_role("gateway")
-    facts = platform.isolate_node(node)
+    facts = platform.lose_node(node, "isolate")
     policy = client.NetworkingV1Api(api).read_namespaced_network_policy(
         f"chaoskit-isolate-{node}", NS)
     assert policy.spec.policy_types == ["Ingress", "Egress"] and not policy.spec.ingress
@@ -214,7 +214,7 @@ def test_isolate_puts_a_deny_all_policy_on_the_nodes_pods_and_removes_it(
         NS, label_selector=f"chaoskit.io/isolated={node}").items
     assert {f"{NS}/{p.metadata.name}" for p in selected} == set(facts["isolated"])
     assert platform.node_residue(node)
-    platform.reconnect_node(node)
+    platform.restore_node(node, "isolate")
     assert platform.node_residue(node) == []
 
 
@@ -222,8 +222,8 @@ def test_recover_cluster_reverts_a_crashed_runs_changes_without_its_journal(
         platform: KubernetesPlatform, api: Any, stack: ControlPlane,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = stack.nodes[0], stack.nodes[1]
-    platform.down_node(first)
-    platform.isolate_node(second)  # then the runner "dies": only the cluster remembers
+    platform.lose_node(first, "node-down")
+    platform.lose_node(second, "isolate")  # then the runner "dies": only the cluster remembers
     monkeypatch.setenv("KUBECONFIG", str(stack.kubeconfig))
     assert cli.main(["recover", "--cluster", "--namespace", NS, "--run", "it-run"]) == 0
     assert "nothing of run it-run is left" in capsys.readouterr().out

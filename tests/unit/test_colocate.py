@@ -13,27 +13,22 @@ from pydantic import ValidationError
 
 from chaoskit.errors import FaultError, PlatformError
 from chaoskit.faults.base import MeasuresEffect
-from chaoskit.faults.colocate import Colocate, ColocateConfig, OfflineProcess, OfflineWork
-from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.local import offline
-from chaoskit.platforms.local.state import ProcessRecord
+from chaoskit.faults.colocate import Colocate, ColocateConfig
+from chaoskit.lab import offline
+from chaoskit.lab.state import ProcessRecord
+from chaoskit.platforms.abilities import Colocation, OfflineProcess, OfflineWork, missing
+from chaoskit.testing import FakePlatform, platform_without
 
 
-class OfflinePlatform:
-    """In-memory offline work (our ColocatePlatform seam); can fail on a chosen node."""
-
-    name = "memory"
+class OfflinePlatform(FakePlatform):
+    """The fake platform with offline work kept in memory; it can fail on a chosen node."""
 
     def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__()
         self.running: dict[str, OfflineProcess] = {}
         self.fail_on = fail_on
         self.stops = 0
-
-    def nodes(self) -> list[NodeInfo]:
-        return [NodeInfo(f"node-{i}", f"127.0.0.{i}") for i in (1, 2, 3)]
-
-    def node_for_role(self, role: str) -> str:
-        return "node-2"
+        self.move_role("gateway", "node-2")
 
     def start_offline(self, node: str, tag: str, work: OfflineWork) -> str:
         if node == self.fail_on:
@@ -62,19 +57,21 @@ class OfflinePlatform:
         return 0.0
 
 
-def plan(platform: Any, target: dict[str, Any], seed: int = 7, **config: Any) -> dict[str, Any]:
-    return Colocate(platform).plan("batch", target, ColocateConfig(**config),
-                                   random.Random(seed))
+def plan(platform: Any, target: dict[str, Any], seed: int = 7, run: str = "run-a",
+         **config: Any) -> dict[str, Any]:
+    return Colocate(platform, run).plan("batch", target, ColocateConfig(**config),
+                                        random.Random(seed))
 
 
-def test_plan_resolves_patterns_names_and_roles_and_seeds_the_tag() -> None:
+def test_plan_resolves_patterns_names_and_roles_and_tags_the_work_with_its_run() -> None:
     platform = OfflinePlatform()
     assert plan(platform, {"node": "*"})["nodes"] == ["node-1", "node-2", "node-3"]
     assert plan(platform, {"node": "node-[13]"})["nodes"] == ["node-1", "node-3"]
     assert plan(platform, {"role": "gateway"})["nodes"] == ["node-2"]
     assert plan(platform, {"node": "node-3"})["nodes"] == ["node-3"]
-    assert plan(platform, {}, seed=1)["tag"] == plan(platform, {}, seed=1)["tag"]
-    assert plan(platform, {}, seed=1)["tag"] != plan(platform, {}, seed=2)["tag"]
+    # the tag names the work on the nodes: the same run finds it again, another run never does
+    assert plan(platform, {}, seed=1)["tag"] == plan(platform, {}, seed=2)["tag"]
+    assert plan(platform, {}, run="run-a")["tag"] != plan(platform, {}, run="run-b")["tag"]
     with pytest.raises(FaultError, match="no node matches"):
         plan(platform, {"node": "edge-*"})
 
@@ -110,17 +107,13 @@ def test_a_failure_on_the_second_node_stops_what_the_first_started() -> None:
 
 
 def test_a_platform_without_offline_abilities_says_so() -> None:
-    class Bare:
-        name = "bare"
-
-        def nodes(self) -> list[NodeInfo]:
-            return [NodeInfo("node-1", "127.0.0.1")]
-
-    intent = plan(Bare(), {"node": "node-1"})
-    assert asyncio.run(Colocate(Bare()).preflight(intent)) == [
-        "the bare platform cannot run co-located offline work"]
+    bare = platform_without(Colocation)
+    needs = Colocate(bare).needs(ColocateConfig())
+    assert missing(bare, needs) == ["the bare platform cannot run co-located offline work"]
+    assert missing(OfflinePlatform(), needs) == []
+    intent = plan(bare, {"node": "node-1"})
     with pytest.raises(PlatformError, match="cannot run co-located offline work"):
-        asyncio.run(Colocate(Bare()).verify_reverted(intent))
+        asyncio.run(Colocate(bare).verify_reverted(intent))
 
 
 TEMPLATE = ProcessRecord("gateway-node-1", "gateway", "node-1",

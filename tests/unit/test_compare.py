@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaoskit.engine.journal import JournalWriter, read_journal
+from chaoskit.journal import JournalWriter, read_journal
 from chaoskit.errors import JournalError
 from chaoskit.report.compare import compare_items, compare_journals
 from chaoskit.report.verdict import judge_item, samples_by_item

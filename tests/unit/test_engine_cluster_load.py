@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chaoskit.engine import runner
-from chaoskit.engine.runner import RunOptions, run_experiment
+from chaoskit.engine import run as runner
+from chaoskit.engine.run import RunOptions, run_experiment
 from chaoskit.spec.models import Experiment
 from chaoskit.testing import FakePlatform
 

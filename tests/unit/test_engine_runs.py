@@ -210,20 +210,19 @@ def test_recover_by_hand_reverts_what_a_dead_run_left(lab: Lab) -> None:
         import asyncio, os
         from pathlib import Path
         from chaoskit.spec.loader import load_experiment
-        from chaoskit.engine.runner import Run, RunOptions
+        from chaoskit.engine.run import Run, RunOptions
         options = RunOptions(out_dir=Path({str(lab.tmp / 'runs')!r}), watchdog=False)
         run = Run(load_experiment({str(path)!r}), "x", options)
         async def crash():
-            from chaoskit.engine.rollback import driver_for
+            from chaoskit.engine.lifecycle import build_driver
             from chaoskit.platforms import platform_for
             from chaoskit.engine.faultline import plan_faults
             import random
             run.platform = platform_for(run.experiment.target)
-            run.lease_path = run.run_dir / "lease"
             run._open()
-            (pf,) = plan_faults(run.experiment, run.platform, random.Random(1))
+            (pf,) = plan_faults(run.experiment, run.platform, random.Random(1), run.run_id)
             run.journal.write("intent", fault=pf.name, type=pf.type, intent=pf.intent)
-            await driver_for(pf.type, run.platform).inject(pf.intent)
+            await build_driver(pf.type, run.platform, run.run_id).inject(pf.intent)
             os._exit(9)
         asyncio.run(crash())
     """)
@@ -268,7 +267,7 @@ def test_a_resolved_target_outside_the_scope_fails_preflight(lab: Lab) -> None:
         done = lab.run(path, "--dry-run", "--seed", str(seed))
         inside = "node=node-1" in done.stdout
         assert done.returncode == (0 if inside else 4), done.stdout + done.stderr
-        assert inside or "outside scope" in done.stderr
+        assert inside or "outside target.scope.nodes" in done.stderr
         outcomes.add(inside)
     assert outcomes == {True, False}  # both branches were exercised
     assert lab.applied() == []
@@ -346,5 +345,5 @@ def test_a_role_that_moves_outside_the_scope_is_refused_before_anything_is_appli
     _move_role_during_baseline(lab, "node-3")
     done = lab.run(path)
     assert done.returncode == 4, done.stdout + done.stderr
-    assert "outside scope" in done.stdout
+    assert "outside target.scope.nodes" in done.stdout
     assert "intent" not in kinds(lab.journal()) and lab.applied() == []

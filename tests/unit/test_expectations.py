@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from chaoskit.engine.guardrails import GuardrailWatch
-from chaoskit.engine.journal import JournalWriter, outstanding_intents, read_journal
+from chaoskit.journal import JournalWriter, outstanding_intents, read_journal
 from chaoskit.errors import JournalError
 from chaoskit.report.expectations import aggregate
-from chaoskit.report.verdict import judge, outcome
-from chaoskit.spec.conditions import parse_quantity, parse_threshold
+from chaoskit.report.verdict import Precondition, judge, outcome
+from chaoskit.spec.conditions import parse_threshold
+from chaoskit.spec.units import parse_quantity
 from chaoskit.spec.models import Experiment, Guardrail
 
 
@@ -88,26 +89,53 @@ def _phases(*names: str) -> list[dict]:
     return [{"kind": "phase", "phase": name} for name in names]
 
 
-def test_a_phase_without_samples_fails_and_says_so() -> None:
+def test_a_phase_without_samples_is_inconclusive_never_a_pass() -> None:
     records = _phases("baseline", "inject", "recover") + _samples(baseline=[0.5], inject=[0.5])
     after = next(v for v in judge(_experiment("<= 1"), records) if v.phase == "after")
-    assert not after.held and "no samples" in after.note
+    assert not after.held and after.status == "inconclusive"
+    assert "no evidence: the probe never answered" in after.note
+
+
+def test_no_data_samples_are_not_evidence() -> None:
+    records = _phases("baseline", "inject", "recover") + _samples(
+        baseline=[0.5], inject=[0.5], recover=[None, None])
+    after = next(v for v in judge(_experiment("<= 1"), records) if v.phase == "after")
+    assert after.status == "inconclusive" and after.no_data == 2 and after.samples == 0
+    assert "all 2 samples had nothing to measure" in after.note
+
+
+def test_an_item_may_say_what_no_evidence_means() -> None:
+    experiment = _experiment("<= 1")
+    experiment.hypothesis[0].no_evidence = "held"
+    records = _phases("baseline", "inject", "recover") + _samples(baseline=[0.5], inject=[0.5])
+    after = next(v for v in judge(experiment, records) if v.phase == "after")
+    assert after.held and after.status == "held" and "judged held" in after.note
 
 
 def test_a_phase_the_run_never_reached_is_not_judged_and_says_so() -> None:
     records = _phases("baseline", "inject") + _samples(baseline=[0.5], inject=[0.5])
     after = next(v for v in judge(_experiment("<= 1"), records) if v.phase == "after")
-    assert not after.held and "stopped before its recover phase" in after.note
+    assert after.status == "not-judged" and "stopped before its recover phase" in after.note
 
 
-def test_outcome_orders_error_abort_failure() -> None:
-    held = judge(_experiment("<= 1"), _samples(baseline=[0], inject=[0], recover=[0]))
-    failed = judge(_experiment("<= 1"), _samples(baseline=[0], inject=[3], recover=[0]))
+def test_outcome_orders_error_abort_failure_inconclusive() -> None:
+    records = _phases("baseline", "inject", "recover")
+    held = judge(_experiment("<= 1"), records + _samples(baseline=[0], inject=[0], recover=[0]))
+    failed = judge(_experiment("<= 1"), records + _samples(baseline=[0], inject=[3], recover=[0]))
+    unknown = judge(_experiment("<= 1"), records + _samples(baseline=[0], inject=[0]))
     assert outcome(held, False, None, True) == ("held", 0)
     assert outcome(failed, False, None, True) == ("failed", 1)
+    assert outcome(unknown, False, None, True) == ("inconclusive", 5)
     assert outcome(failed, True, None, True) == ("aborted", 3)
     assert outcome(held, False, None, False) == ("error", 4)
     assert outcome(held, True, "driver broke", True) == ("error", 4)
+
+
+def test_an_unmet_precondition_makes_a_held_run_inconclusive() -> None:
+    records = _phases("baseline", "inject", "recover")
+    held = judge(_experiment("<= 1"), records + _samples(baseline=[0], inject=[0], recover=[0]))
+    short = Precondition("load-delivered", False, "chaoskit sent 59% of the arrivals")
+    assert outcome(held, False, None, True, [short]) == ("inconclusive", 5)
 
 
 def test_the_journal_survives_a_torn_last_line(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from chaoskit.errors import PlatformError
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
 from chaoskit.faults.scale import Scale, ScaleConfig
+from chaoskit.platforms.abilities import missing
 from chaoskit.platforms.kubernetes import nodeops, recovery
 from chaoskit.platforms.kubernetes.cluster import (
     CORDONED,
@@ -158,13 +159,13 @@ def test_nodes_carry_the_apps_they_host_and_roles_resolve_to_them(
 def test_drain_cordons_evicts_reports_refusals_and_restore_uncordons(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
     cluster.protected.add("postgres-0")
-    facts = platform.drain_node("n1")
+    facts = platform.lose_node("n1", "drain")
     assert sorted(facts["evicted"]) == [f"{NS}/gateway-a", f"{NS}/scheduler-a"]
     assert list(facts["refused"]) == [f"{NS}/postgres-0"] and facts["evictions_refused"] == 1
     assert cluster.nodes["n1"]["unschedulable"]
     assert cluster.nodes["n1"]["annotations"][RUN] == "run-1"
     assert platform.node_residue("n1")
-    platform.recover_node("n1")
+    platform.restore_node("n1", "drain")
     assert not cluster.nodes["n1"]["unschedulable"] and not cluster.nodes["n1"]["annotations"]
     assert platform.node_residue("n1") == []
 
@@ -172,9 +173,9 @@ def test_drain_cordons_evicts_reports_refusals_and_restore_uncordons(
 def test_a_node_cordoned_by_someone_else_stays_cordoned(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
     cluster.nodes["n2"]["unschedulable"] = True
-    platform.drain_node("n2")
+    platform.lose_node("n2", "drain")
     assert CORDONED not in cluster.nodes["n2"]["annotations"]
-    platform.recover_node("n2")
+    platform.restore_node("n2", "drain")
     assert cluster.nodes["n2"]["unschedulable"]
     assert platform.node_residue("n2") == []
 
@@ -183,24 +184,24 @@ def test_node_down_taints_and_restore_keeps_foreign_taints(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
     foreign = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
     cluster.nodes["n3"]["taints"] = [foreign]
-    platform.down_node("n3")
+    platform.lose_node("n3", "node-down")
     effects = {t["effect"] for t in cluster.nodes["n3"]["taints"] if t["key"] == NODE_DOWN}
     assert effects == {"NoSchedule", "NoExecute"}
     assert any("taint" in r for r in platform.node_residue("n3"))
-    platform.up_node("n3")
-    platform.up_node("n3")  # idempotent
+    platform.restore_node("n3", "node-down")
+    platform.restore_node("n3", "node-down")  # idempotent
     assert cluster.nodes["n3"]["taints"] == [foreign]
     assert platform.node_residue("n3") == []
 
 
 def test_isolate_labels_pods_under_a_deny_all_policy_and_revert_removes_both(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
-    platform.isolate_node("n2")
+    platform.lose_node("n2", "isolate")
     policy = cluster.objects[("NetworkPolicy", "chaoskit-isolate-n2")]["body"]
     assert policy["spec"]["podSelector"] == {"matchLabels": {ISOLATED: "n2"}}
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in policy
     assert cluster.pods["gateway-b"]["labels"][ISOLATED] == "n2"
-    platform.reconnect_node("n2")
+    platform.restore_node("n2", "isolate")
     assert ("NetworkPolicy", "chaoskit-isolate-n2") not in cluster.objects
     assert ISOLATED not in cluster.pods["gateway-b"]["labels"]
     assert platform.node_residue("n2") == []
@@ -208,7 +209,7 @@ def test_isolate_labels_pods_under_a_deny_all_policy_and_revert_removes_both(
 
 def test_kill_deletes_only_the_nodes_pods_in_scope(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
-    facts = platform.kill_node("n1")
+    facts = platform.lose_node("n1", "kill")
     assert sorted(facts["deleted"]) == [f"{NS}/gateway-a", f"{NS}/postgres-0",
                                         f"{NS}/scheduler-a"]
     assert set(cluster.pods) == {"gateway-b", "worker-a"}
@@ -265,17 +266,18 @@ def test_scale_revert_gives_back_each_unit(platform: KubernetesPlatform,
     asyncio.run(driver.revert(intent))
     assert cluster.objects[("Deployment", "worker")]["replicas"] == 2
     assert asyncio.run(driver.verify_reverted(intent)) == []
-    shrink = driver.plan("less", {"node": "n1"}, ScaleConfig(nodes=-1), random.Random())
-    assert "cannot scale" in asyncio.run(driver.preflight(shrink))[0]  # no retire on clusters
+    needs = driver.needs(ScaleConfig(nodes=-1))  # no retiring of capacity on a cluster
+    assert missing(platform, needs) == [
+        "the kubernetes platform cannot take capacity out (scale -N)"]
 
 
 def test_cluster_recovery_undoes_every_mark_of_one_run_only(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
-    platform.down_node("n3")
-    platform.isolate_node("n2")
+    platform.lose_node("n3", "node-down")
+    platform.lose_node("n2", "isolate")
     other = KubernetesPlatform(namespace=NS, run="run-2", cluster=cluster,
                                scope={"namespaces": [NS]})
-    other.drain_node("n1")
+    other.lose_node("n1", "drain")
     result = recovery.recover(cluster, (NS,), run="run-1")
     assert result.clean and result.undone
     assert platform.node_residue("n3") == [] and platform.node_residue("n2") == []
@@ -286,7 +288,7 @@ def test_cluster_recovery_undoes_every_mark_of_one_run_only(
 
 def test_recovery_after_node_down_waits_for_the_node_to_empty_and_workloads_to_be_ready(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
-    platform.down_node("n3")  # the fake has no taint manager: worker-a stays until we move it
+    platform.lose_node("n3", "node-down")  # no taint manager here: worker-a stays till moved
     pending = asyncio.run(platform.watch_recovery("n3", "node-down", 0.3))
     assert not pending["recovered"] and pending["waiting_for"] == ["1 pods still on n3"]
     cluster.pods["worker-a"]["node"] = "n1"

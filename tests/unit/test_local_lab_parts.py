@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from chaoskit.errors import PermissionMissing, PlatformError
-from chaoskit.platforms.local import addresses, commands, haproxy, nodes, state, topology
-from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord
+from chaoskit.lab import addresses, commands, haproxy, nodes, state, topology
+from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord
 from tests.fixtures.real import require_real
 
 
@@ -146,7 +146,7 @@ def test_isolating_a_loopback_node_says_it_needs_root(tmp_path: Path) -> None:
 
 
 def test_mode_choice_respects_an_explicit_request() -> None:
-    from chaoskit.platforms.local import lab
+    from chaoskit.lab import lifecycle as lab
     assert lab.choose_mode("process") == "process"
 
 

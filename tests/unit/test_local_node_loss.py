@@ -21,48 +21,41 @@ from chaoskit.faults.node_loss import (
     RecoveryWatch,
     resolve_node,
 )
-from chaoskit.platforms.base import NodeInfo
+from chaoskit.platforms.abilities import NodeOperations, missing
+from chaoskit.testing import FakePlatform, platform_without
 
 
-class RecordingPlatform:
-    """Node operations that only record what was asked (our own Platform seam)."""
+class RecordingPlatform(FakePlatform):
+    """The fake platform recording the node operations asked of it; it kills and freezes but
+    cannot isolate, and does not heal itself (recovery is read from the stack's metrics)."""
 
     name = "recording"
+    watch_recovery = None  # no ClusterRecovery: the driver watches the stack's own metrics
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[str, str]] = []
         self.frozen: set[str] = set()
+        self.move_role("scheduler-leader", "node-2")
+        self.move_role("worker-most-leases", "node-3")
+        self.set_address("entry", "http://127.0.0.1:9")
 
-    def nodes(self) -> list[NodeInfo]:
-        return [NodeInfo(f"node-{i}", f"127.0.0.{i}") for i in (1, 2, 3)]
+    def node_loss_modes(self) -> dict[str, str | None]:
+        return {"kill": None, "freeze": None}
 
-    def node_for_role(self, role: str) -> str:
-        return {"scheduler-leader": "node-2", "worker-most-leases": "node-3"}.get(role, "node-1")
+    def lose_node(self, node: str, mode: str) -> dict[str, Any]:
+        self.calls.append((mode, node))
+        if mode == "freeze":
+            self.frozen.add(node)
+        return {"killed_pids": [101, 102]} if mode == "kill" else {}
 
-    def metrics_targets(self, exclude_node: str | None = None) -> dict[str, str]:
+    def restore_node(self, node: str, mode: str) -> dict[str, Any]:
+        self.calls.append(({"kill": "restart", "freeze": "thaw"}[mode], node))
+        self.frozen.discard(node)
         return {}
 
-    def entry_url(self) -> str:
-        return "http://127.0.0.1:9"
-
-    def kill_node(self, name: str) -> list[int]:
-        self.calls.append(("kill", name))
-        return [101, 102]
-
-    def restart_node(self, name: str) -> list[str]:
-        self.calls.append(("restart", name))
-        return []
-
-    def freeze_node(self, name: str) -> None:
-        self.calls.append(("freeze", name))
-        self.frozen.add(name)
-
-    def thaw_node(self, name: str) -> None:
-        self.calls.append(("thaw", name))
-        self.frozen.discard(name)
-
-    def node_residue(self, name: str) -> list[str]:
-        return [f"node {name} is frozen"] if name in self.frozen else []
+    def node_residue(self, node: str) -> list[str]:
+        return [f"node {node} is frozen"] if node in self.frozen else []
 
 
 def plan(target: dict[str, Any], mode: str = "kill", seed: int = 1) -> dict[str, Any]:
@@ -83,6 +76,8 @@ def test_intent_records_the_resolved_node_and_mode() -> None:
     intent = plan({"role": "scheduler-leader"}, mode="freeze")
     assert intent == {"fault": "f", "type": "node-loss", "mode": "freeze", "node": "node-2",
                       "target": {"role": "scheduler-leader"}, "recovery_timeout": 0.3}
+    touched = NodeLoss(RecordingPlatform(), "run-1").touches(intent)
+    assert [(t.kind, t.name) for t in touched] == [("node", "node-2")]
 
 
 @pytest.mark.parametrize("target", [{"node": "node-9"}, {"role": "janitor"}, {},
@@ -125,12 +120,15 @@ def test_kill_reports_the_pids_and_measures_effect() -> None:
     assert effect["recovered"] is False and effect["recovery_s"] is None
 
 
-def test_a_platform_without_node_operations_says_so() -> None:
-    platform = RecordingPlatform()
-    driver = NodeLoss(platform)
-    intent = plan({"node": "node-1"}, mode="isolate")
-    with pytest.raises(PlatformError, match="cannot isolate node"):
-        asyncio.run(driver.inject(intent))
+def test_a_platform_without_a_mode_or_node_operations_says_so() -> None:
+    isolate = NodeLoss(RecordingPlatform()).needs(NodeLossConfig(mode="isolate"))
+    assert missing(RecordingPlatform(), isolate) == [
+        "the recording platform cannot isolate a node (its node-loss modes: freeze, kill)"]
+    bare = platform_without(NodeOperations)
+    drain = NodeLoss(bare).needs(NodeLossConfig(mode="drain"))
+    assert missing(bare, drain) == ["the bare platform cannot drain a node"]
+    with pytest.raises(PlatformError, match="the bare platform cannot lose nodes"):
+        asyncio.run(NodeLoss(bare).inject(plan({"node": "node-1"})))
 
 
 def test_recovery_needs_a_leader_the_entry_and_a_takeover_when_leases_were_held() -> None:
@@ -161,8 +159,6 @@ def test_preflight_names_what_would_make_inject_fail() -> None:
     platform = RecordingPlatform()
     driver = NodeLoss(platform)
     assert asyncio.run(driver.preflight(plan({"node": "node-1"}, mode="freeze"))) == []
-    isolate = asyncio.run(driver.preflight(plan({"node": "node-1"}, mode="isolate")))
-    assert isolate == ["the recording platform cannot isolate nodes"]
     platform.frozen.add("node-1")
     assert asyncio.run(driver.preflight(plan({"node": "node-1"}))) == [
         "before injecting: node node-1 is frozen"]

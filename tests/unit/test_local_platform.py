@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import processes, state
+from chaoskit.lab import processes, state
 from chaoskit.platforms.local.platform import LocalPlatform
-from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord
+from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord
 from chaoskit.spec.models import ProxyDecl, Target
 
 
@@ -123,5 +123,6 @@ def test_stopped_processes_are_seen_as_stopped(tmp_path: Path) -> None:
 def test_isolate_is_only_supported_on_netns_nodes(tmp_path: Path) -> None:
     write_lab(tmp_path)
     platform = LocalPlatform(str(tmp_path))
-    assert platform.supports("kill") and platform.supports("freeze")
-    assert not platform.supports("isolate")
+    modes = platform.node_loss_modes()
+    assert modes["kill"] is None and modes["freeze"] is None
+    assert "needs netns nodes" in str(modes["isolate"])

@@ -13,36 +13,29 @@ from pydantic import ValidationError
 
 from chaoskit.errors import FaultError, PlatformError
 from chaoskit.faults import network
-from chaoskit.faults.base import MeasuresEffect
+from chaoskit.faults.base import MeasuresEffect, owner_tag
 from chaoskit.faults.network_config import BandwidthConfig, LatencyConfig, LimitDataConfig
 from chaoskit.faults.network_targets import family, resolve_proxies
+from chaoskit.faults.proxy_fault import label_of
+from chaoskit.platforms.abilities import ToxiproxyAccess
+from chaoskit.testing import FakePlatform, platform_without
 from chaoskit.toxiproxy import ToxiproxyServer
 
 UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1: listing fails at once
 
 
-class PaperPlatform:
-    """A platform that only answers what network faults ask; proxies are declared, not run."""
+class PaperPlatform(FakePlatform):
+    """The fake platform with a Toxiproxy that is not there; proxies declared, not run."""
 
     name = "paper"
 
     def __init__(self, declared: list[dict[str, str]] | None = None) -> None:
+        super().__init__()
         self.declared = declared
-
-    def toxiproxy_url(self) -> str:
-        return UNREACHABLE
+        self.set_address("toxiproxy", UNREACHABLE)
 
     def declared_proxies(self) -> list[dict[str, str]]:
         return self.declared or []
-
-
-class BarePlatform:
-    """A platform without `declared_proxies` at all (the method is optional)."""
-
-    name = "bare"
-
-    def toxiproxy_url(self) -> str:
-        return UNREACHABLE
 
 
 def declared(*names: str) -> list[dict[str, str]]:
@@ -50,8 +43,8 @@ def declared(*names: str) -> list[dict[str, str]]:
 
 
 def plan(cls: type[network.ProxyFault], target: dict[str, Any], platform: Any = None,
-         name: str = "slow-bank", **fields: Any) -> dict[str, Any]:
-    fault = cls(platform or PaperPlatform())
+         name: str = "slow-bank", run: str = "run-a", **fields: Any) -> dict[str, Any]:
+    fault = cls(platform or PaperPlatform(), run)
     return fault.plan(name, target, cls.Config(**fields), random.Random(1))
 
 
@@ -88,8 +81,14 @@ def test_unreachable_server_is_fine_when_declarations_answer() -> None:
 
 def test_unreachable_server_without_declarations_says_so() -> None:
     with pytest.raises(PlatformError, match="unreachable") as caught:
-        plan(network.LatencyFault, {"dependency": "bank"}, BarePlatform(), latency="100ms")
+        plan(network.LatencyFault, {"dependency": "bank"}, latency="100ms")
     assert caught.value.hint
+
+
+def test_a_platform_without_toxiproxy_says_so() -> None:
+    with pytest.raises(PlatformError, match="the bare platform cannot reach a Toxiproxy"):
+        plan(network.LatencyFault, {"dependency": "bank"}, platform_without(ToxiproxyAccess),
+             latency="100ms")
 
 
 def test_no_matching_proxy_is_an_error_with_a_hint() -> None:
@@ -108,12 +107,18 @@ def test_malformed_targets_are_refused(target: dict[str, Any]) -> None:
     assert caught.value.hint
 
 
-def test_toxics_are_named_per_fault_and_stream() -> None:
+def test_toxics_are_named_per_run_fault_and_stream() -> None:
     intent = plan(network.BandwidthFault, {"proxy": "bank-alpha"}, name="thin", rate="2MB/s",
                   stream="both", toxicity="25%")
+    owner = owner_tag("run-a")
+    assert intent["owner"] == "run-a" and label_of(intent) == f"{owner}-thin"
     assert intent["toxics"] == [
-        {"proxy": "bank-alpha", "name": "chaoskit-thin-downstream", "stream": "downstream"},
-        {"proxy": "bank-alpha", "name": "chaoskit-thin-upstream", "stream": "upstream"}]
+        {"proxy": "bank-alpha", "name": f"chaoskit-{owner}-thin-downstream",
+         "stream": "downstream"},
+        {"proxy": "bank-alpha", "name": f"chaoskit-{owner}-thin-upstream", "stream": "upstream"}]
+    other = plan(network.BandwidthFault, {"proxy": "bank-alpha"}, name="thin", rate="2MB/s",
+                 run="run-b")  # the same experiment run again: its toxics are its own
+    assert not family(label_of(intent)) & family(label_of(other))
     assert intent["toxic"] == {"type": "bandwidth", "toxicity": 0.25,
                                "attributes": {"rate": 2000}}
     assert intent["toxiproxy"] == UNREACHABLE and intent["created"] == []
@@ -143,8 +148,8 @@ def test_each_kind_plans_its_toxiproxy_toxic(cls: type[network.ProxyFault], fiel
 
 def test_down_plans_a_mark_not_a_toxic() -> None:
     intent = plan(network.DownFault, {"dependency": "bank:alpha"}, name="cut")
-    assert intent["mark"] == "chaoskit-cut-disabled" and "toxics" not in intent
-    assert intent["mark"] in family("cut")
+    assert intent["mark"] == f"chaoskit-{owner_tag('run-a')}-cut-disabled"
+    assert "toxics" not in intent and intent["mark"] in family(label_of(intent))
 
 
 def test_fault_families_do_not_overlap() -> None:

@@ -39,7 +39,37 @@ def test_a_flow_can_be_judged_alone() -> None:
     assert _sample(windows, measure="error_ratio", flow="final_payment") == 1.0
 
 
-def test_no_windows_yet_reads_as_zero_and_no_load_is_an_error() -> None:
-    assert _sample(deque(), measure="error_ratio") == 0.0
+def test_no_windows_yet_is_no_data_never_zero_and_no_load_is_an_error() -> None:
+    assert _sample(deque(), measure="error_ratio") is None
+    assert _sample(deque(), measure="p99") is None
     with pytest.raises(ProbeError, match="load"):
         LoadProbe(LoadProbeConfig(), ProbeContext(None, ".", None, None))
+
+
+def _dead(refused: int, dropped: int) -> dict:
+    """A window of a gateway that refuses connections or never answers: nothing sent ok."""
+    return {"intended": refused + dropped, "sent": dropped, "ok": 0, "errors": refused,
+            "dropped": dropped, "late": 0, "p50_ms": 2000.0, "p99_ms": 2000.0,
+            "max_ms": 2000.0, "by_flow": {}}
+
+
+def test_a_dead_gateway_reads_as_every_request_failed() -> None:
+    now = time.monotonic()
+    refused = deque([(now, _dead(refused=50, dropped=0))])
+    silent = deque([(now, _dead(refused=0, dropped=50))])  # accepted, never answered: timeouts
+    assert _sample(refused, measure="error_ratio") == 1.0
+    assert _sample(silent, measure="error_ratio") == 1.0
+    assert _sample(silent, measure="p99") == pytest.approx(2.0)
+
+
+def test_arrivals_still_in_flight_are_not_counted_as_errors() -> None:
+    window = {"intended": 100, "sent": 100, "ok": 60, "errors": 0, "dropped": 0, "late": 0,
+              "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0, "by_flow": {}}
+    assert _sample(deque([(time.monotonic(), window)]), measure="error_ratio") == 0.0
+
+
+def test_the_engines_own_shortfall_has_its_measure() -> None:
+    window = {"intended": 1000, "sent": 600, "ok": 600, "errors": 0, "dropped": 0, "late": 300,
+              "behind": 300, "capped": 100, "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0,
+              "by_flow": {}}
+    assert _sample(deque([(time.monotonic(), window)]), measure="behind_ratio") == 0.4

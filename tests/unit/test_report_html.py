@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from chaoskit.engine.journal import read_journal
+from chaoskit.journal import read_journal
 from chaoskit.report.html import render, report_data, section_of, write_report
 from chaoskit.report.verdict import judge_item, samples_by_item
 from chaoskit.spec.models import Expectation

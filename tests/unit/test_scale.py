@@ -11,28 +11,28 @@ from pydantic import ValidationError
 
 from chaoskit.errors import FaultError, PlatformError
 from chaoskit.faults.scale import Scale, ScaleConfig
-from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.local import capacity
-from chaoskit.platforms.local.state import LabState, NodeRecord
+from chaoskit.lab import capacity
+from chaoskit.lab.state import LabState, NodeRecord
+from chaoskit.platforms.abilities import CapacityRetire, NodeInfo, missing
+from chaoskit.testing import FakePlatform, platform_without
 
 
-class ElasticPlatform:
-    """Nodes and an entry held in memory (our ScalePlatform seam); can fail on one name."""
+class ElasticPlatform(FakePlatform):
+    """The fake platform with nodes and an entry held in memory; can fail on one name."""
 
     name = "memory"
 
     def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__()
         self.names = ["node-1", "node-2", "node-3"]
         self.states = {n: "UP" for n in self.names}
         self.retired: set[str] = set()
         self.fail_on = fail_on
         self.drained: list[str] = []
+        self.set_address("entry", "http://127.0.0.1:9")  # nothing listens there
 
     def nodes(self) -> list[NodeInfo]:
         return [NodeInfo(n, "127.0.0.1") for n in self.names]
-
-    def node_for_role(self, role: str) -> str:
-        return "node-1"
 
     def next_node_names(self, count: int) -> list[str]:
         top = max(int(n.rsplit("-", 1)[1]) for n in self.names)
@@ -60,7 +60,7 @@ class ElasticPlatform:
         self.states[name] = "MAINT"
         return [f"gateway-{name}"]
 
-    def restore_node(self, name: str) -> list[str]:
+    def return_node(self, name: str) -> list[str]:
         was = name in self.retired
         self.retired.discard(name)
         self.states[name] = "UP"
@@ -72,11 +72,8 @@ class ElasticPlatform:
     def departed_residue(self, name: str) -> list[str]:
         return [f"{name} still here"] if name in self.names else []
 
-    def node_residue(self, name: str) -> list[str]:
-        return [f"{name} stopped"] if name in self.retired else []
-
-    def entry_url(self) -> str:
-        return "http://127.0.0.1:9"  # nothing listens: measure_effect sees no answers
+    def node_residue(self, node: str) -> list[str]:
+        return [f"{node} stopped"] if node in self.retired else []
 
 
 def plan(platform: Any, nodes: int, target: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,3 +140,10 @@ def test_local_lab_names_the_next_node_after_the_highest_index() -> None:
         capacity.add_node(lab, "node-4")
     with pytest.raises(PlatformError, match="node-N"):
         capacity.add_node(lab, "edge")
+
+
+def test_a_platform_that_cannot_take_capacity_out_says_so() -> None:
+    bare = platform_without(CapacityRetire)
+    assert missing(bare, Scale(bare).needs(ScaleConfig(nodes=-1))) == [
+        "the bare platform cannot take capacity out (scale -N)"]
+    assert missing(bare, Scale(bare).needs(ScaleConfig(nodes=1))) == []

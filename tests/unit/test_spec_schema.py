@@ -9,7 +9,7 @@ import jsonschema  # a dev extra: the schema must be checked, never skipped
 import pytest
 
 from chaoskit.errors import ProblemList
-from chaoskit.spec.loader import parse
+from chaoskit.spec.yaml_source import parse
 from chaoskit.spec.schema import SCHEMA_ID, json_schema
 
 SPECS = Path(__file__).parent / "specs"

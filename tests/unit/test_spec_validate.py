@@ -28,6 +28,7 @@ class LatencyForTests:
 
     type_name: ClassVar[str] = "test-latency"
     Config = LatencyConfig
+    destructive: ClassVar[bool] = False
 
 
 class ValueConfig(BaseModel):
@@ -218,14 +219,16 @@ def test_union_branches_failing_on_one_value_give_one_problem() -> None:
         "u.yaml:8:7: load.profile[0]: unknown shape 'spikey'; did you mean 'spike'?"]
 
 
-def test_a_kind_without_config_keeps_its_fields_unchecked() -> None:
+def test_a_kind_that_breaks_the_plugin_contract_is_named() -> None:
     class Broken:
         pass
 
-    registry.register(registry.FAULTS, "test-broken", Broken)  # no Config: fields unchecked
+    registry.register(registry.FAULTS, "test-broken", Broken)  # no Config, no destructive
     text = ("apiVersion: chaoskit/v1\nkind: Experiment\nmetadata: {name: x}\nfaults:\n"
             "  - {name: f, type: test-broken, duration: 1s, anything: 1}\n")
     try:
-        assert load_experiment_text(text, "b.yaml").faults[0].options() == {"anything": 1}
+        with pytest.raises(SpecError) as caught:
+            load_experiment_text(text, "b.yaml")
+        assert "the fault type 'test-broken' is not a valid plug-in" in caught.value.render()
     finally:
         registry.unregister(registry.FAULTS, "test-broken")

@@ -9,10 +9,11 @@ import secrets
 import time
 from typing import Any
 
+from pydantic import Field
+
 from chaoskit.errors import PlatformError
-from chaoskit.faults.colocate import OfflineProcess
 from chaoskit.load.plan import LoadPlan
-from chaoskit.platforms.base import NodeInfo
+from chaoskit.platforms.abilities import NodeInfo, OfflineProcess, PlatformConfig
 from chaoskit.platforms.kubernetes import load_job, nodeops, permissions, workloads
 from chaoskit.platforms.kubernetes.cluster import ClusterApi, PodScope, PodView
 
@@ -29,11 +30,18 @@ _NODE_OPS = {"kill": nodeops.kill, "drain": nodeops.drain, "node-down": nodeops.
              "isolate": nodeops.isolate}
 
 
+class KubernetesConfig(PlatformConfig):
+    kubeconfig: str | None = Field(default=None, description="default: $KUBECONFIG, ~/.kube")
+    context: str | None = Field(default=None, description="default: the current context")
+    namespace: str | None = Field(default=None, description="the stack's namespace")
+
+
 class KubernetesPlatform:
     """A cluster seen through one identity, limited to the experiment's namespaces, selectors
     and nodes. Blocking API calls happen in the sync methods; drivers call them in a thread."""
 
     name = "kubernetes"
+    Config = KubernetesConfig
 
     def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
                  namespace: str | None = None, scope: dict[str, Any] | None = None,
@@ -52,8 +60,9 @@ class KubernetesPlatform:
 
     @classmethod
     def from_target(cls, target: Any) -> KubernetesPlatform:
-        return cls(kubeconfig=target.kubeconfig, context=target.context,
-                   namespace=target.namespace, scope=target.scope.model_dump(),
+        config = KubernetesConfig.model_validate(target.options())
+        return cls(kubeconfig=config.kubeconfig, context=config.context,
+                   namespace=config.namespace, scope=target.scope.model_dump(),
                    toxiproxy=target.toxiproxy, database=target.database, entry=target.entry)
 
     @classmethod
@@ -70,6 +79,9 @@ class KubernetesPlatform:
                 "scope": {"namespaces": list(self.scope.namespaces),
                           "selectors": dict(_pairs(self.scope.selector)),
                           "nodes": self.scope_nodes}}
+
+    def identity(self) -> str:
+        return f"kubernetes:{self.kubeconfig or '~'}:{self.context or '-'}:{self.namespace}"
 
     def bind_run(self, run_id: str) -> None:
         """Mark changes with the engine's run id (call before anything is injected)."""
@@ -144,6 +156,9 @@ class KubernetesPlatform:
         except Exception:  # noqa: BLE001 - no stack here, or no right to read it: no units
             return []
 
+    def roles(self) -> tuple[str, ...]:
+        return tuple(ROLES)
+
     def node_for_role(self, role: str) -> str:
         """The node of the role's pod: the leader named by the ledger when a database is given
         (the stack elects in PostgreSQL; holders are pod names), else the first running pod."""
@@ -176,34 +191,22 @@ class KubernetesPlatform:
                                      "{node: NAME} instead of the leader's role") from exc
         return str(row[0]) if row else None
 
-    def supports(self, mode: str) -> bool:
-        return mode in _NODE_OPS
+    def node_loss_modes(self) -> dict[str, str | None]:
+        return {mode: None for mode in _NODE_OPS}
 
-    def lose_node(self, mode: str, node: str) -> dict[str, Any]:
-        operation = _NODE_OPS[mode]
+    def lose_node(self, node: str, mode: str) -> dict[str, Any]:
+        if mode not in _NODE_OPS:
+            raise PlatformError(f"the kubernetes platform cannot {mode} a node",
+                                hint=f"use one of {', '.join(_NODE_OPS)}")
         if mode == "kill":
-            return nodeops.kill(self.cluster, self.scope, node)
-        return operation(self.cluster, self.scope, node, self.run)  # type: ignore[operator]
+            return dict(nodeops.kill(self.cluster, self.scope, node))
+        operation = _NODE_OPS[mode]
+        return dict(operation(self.cluster, self.scope, node, self.run))  # type: ignore[operator]
 
-    # the node operations node-loss asks for, by mode; each undo is the same idempotent restore
-    def kill_node(self, node: str) -> dict[str, Any]:
-        return self.lose_node("kill", node)
-
-    def drain_node(self, node: str) -> dict[str, Any]:
-        return self.lose_node("drain", node)
-
-    def down_node(self, node: str) -> dict[str, Any]:
-        return self.lose_node("node-down", node)
-
-    def isolate_node(self, node: str) -> dict[str, Any]:
-        return self.lose_node("isolate", node)
-
-    def recover_node(self, node: str) -> dict[str, Any]:
-        return nodeops.restore(self.cluster, self.scope, node)
-
-    # every node-loss undo is the same idempotent restore. (No `restore_node`: that name is
-    # the scale driver's giving back a retired node, which a cluster does not do.)
-    restart_node = uncordon_node = up_node = reconnect_node = recover_node
+    def restore_node(self, node: str, mode: str) -> dict[str, Any]:
+        """Every mode's undo is the same idempotent restore (uncordon, untaint, unlabel)."""
+        del mode
+        return dict(nodeops.restore(self.cluster, self.scope, node))
 
     def node_residue(self, node: str) -> list[str]:
         return nodeops.residue(self.cluster, self.scope, node)

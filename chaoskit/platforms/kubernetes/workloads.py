@@ -106,7 +106,7 @@ def _container(work: Any) -> dict[str, Any]:
     cpu = "50m" if work.isolation else "500m"  # isolated: a tiny CPU weight, as k8s/ does
     if work.work == "burner":
         return {"name": "offline", "image": IMAGE, "resources": {"requests": {"cpu": cpu}},
-                "command": ["python", "-m", "chaoskit.platforms.local.offline", "--cpu",
+                "command": ["python", "-m", "chaoskit.lab.offline", "--cpu",
                             str(work.cpu), "--memory", str(work.memory), "--seconds",
                             f"{work.lifetime:g}"]}
     env = [{"name": "CHAOSKIT_DATABASE_URL", "valueFrom": {"secretKeyRef": {

@@ -1,1 +1,1 @@
-"""The local lab: the payment stack on emulated nodes (netns + cgroups as root, else loopback)."""
+"""The local platform: the adapter through which faults, probes and the engine use a lab."""

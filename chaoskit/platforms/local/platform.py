@@ -9,14 +9,17 @@ from typing import Any
 
 import httpx
 import psycopg
+from pydantic import Field
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PermissionMissing, PlatformError
-from chaoskit.platforms.base import NodeInfo
-from chaoskit.platforms.local import capacity, cgroups, health, nodes, offline, processes, state
-from chaoskit.platforms.local.state import LabState
+from chaoskit.exposition import totals
+from chaoskit.lab import capacity, cgroups, health, nodes, offline, processes, state
+from chaoskit.lab.state import LabState
+from chaoskit.platforms.abilities import NodeInfo, OfflineProcess, OfflineWork, PlatformConfig
 
 ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
+NODE_LOSS_MODES = ("kill", "freeze", "isolate")
 STACK = ("gateway", "worker", "scheduler", "bank", "offline")
 _HELD_BY = """
 SELECT count(*) FROM flows
@@ -27,11 +30,22 @@ SELECT lease_owner, count(*) FROM flows
  GROUP BY lease_owner ORDER BY count(*) DESC, lease_owner LIMIT 1"""
 
 
+class LocalConfig(PlatformConfig):
+    lab: str | None = Field(default=None, description="the lab's name or state directory "
+                            "(default: the lab `chaoskit lab up` started)")
+
+
 class LocalPlatform:
     """A lab found by name or state directory; every call re-reads its state file, so two
-    processes (the runner and the watchdog) see the same pids after a node restart."""
+    processes (the runner and the watchdog) see the same pids after a node restart.
+
+    Abilities: Entry, Database, ToxiproxyAccess, MetricsTargets, OwnHosts, Roles,
+    NodeOperations (kill, freeze, isolate), NodeHealth, WorkLeases, Capacity, CapacityRetire,
+    Colocation, ProcessCpu.
+    """
 
     name = "local"
+    Config = LocalConfig
 
     def __init__(self, lab: str | Path | None = None, toxiproxy_url: str | None = None,
                  proxies: list[dict[str, str]] | None = None) -> None:
@@ -41,8 +55,9 @@ class LocalPlatform:
 
     @classmethod
     def from_target(cls, target: Any) -> LocalPlatform:
-        declared = [p.model_dump() for p in getattr(target, "proxies", [])]
-        return cls(target.lab, target.toxiproxy, declared)
+        config = LocalConfig.model_validate(target.options())
+        declared = [p.model_dump() for p in target.proxies]
+        return cls(config.lab, target.toxiproxy, declared)
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> LocalPlatform:
@@ -51,6 +66,9 @@ class LocalPlatform:
     def describe(self) -> dict[str, Any]:
         return {"platform": "local", "lab_dir": str(self.dir), "toxiproxy": self._toxiproxy,
                 "proxies": self._declared}
+
+    def identity(self) -> str:
+        return str(self.dir.resolve())
 
     def lab(self) -> LabState:
         return state.load(self.dir)
@@ -86,12 +104,21 @@ class LocalPlatform:
         return {p.id: f"http://{p.listen}/metrics" for p in self.lab().processes
                 if p.service in STACK and (exclude_node is None or p.node != exclude_node)}
 
+    def own_hosts(self) -> list[str]:
+        """Loopback, and the lab's own subnet (its nodes' addresses)."""
+        hosts = ["127.0.0.0/8", "localhost"]
+        subnet = self.lab().subnet if state.exists(self.dir) else None
+        return hosts + ([subnet] if subnet else [])
+
     def nodes(self) -> list[NodeInfo]:
         lab = self.lab()
         return [NodeInfo(n.name, n.address, tuple(n.roles), {"mode": lab.mode})
                 for n in lab.nodes]
 
     # -- roles -----------------------------------------------------------------------------
+    def roles(self) -> tuple[str, ...]:
+        return ROLES
+
     def node_for_role(self, role: str) -> str:
         lab = self.lab()
         if role == "scheduler-leader":
@@ -112,7 +139,7 @@ class LocalPlatform:
                     text = http.get(f"http://{record.listen}/metrics").text
                 except httpx.HTTPError:
                     continue
-                if _gauge(text, "payments_is_leader") >= 1 and record.node:
+                if totals(text).get("payments_is_leader", 0.0) >= 1 and record.node:
                     return record.node
         raise PlatformError("no scheduler reports itself leader",
                             hint="wait for the election (a lease TTL) or check `lab status`")
@@ -141,7 +168,38 @@ class LocalPlatform:
                 return record.node
         raise PlatformError(f"no live {service} in the lab", hint="check `chaoskit lab status`")
 
-    # -- node operations (blocking; drivers call them through asyncio.to_thread) ------------
+    # -- node operations (blocking; drivers call them in a thread) ---------------------------
+    def node_loss_modes(self) -> dict[str, str | None]:
+        """kill and freeze everywhere; isolate only for netns nodes; netns nodes need root."""
+        lab = self.lab()
+        need_root = ("the lab's nodes are network namespaces: run chaoskit as root"
+                     if lab.mode == nodes.NETNS and os.geteuid() != 0 else None)
+        no_link = ("isolate needs netns nodes (`chaoskit lab up` as root)"
+                   if lab.mode != nodes.NETNS else None)
+        return {"kill": need_root, "freeze": need_root, "isolate": need_root or no_link}
+
+    def lose_node(self, node: str, mode: str) -> dict[str, Any]:
+        if mode == "kill":
+            return {"killed_pids": self.kill_node(node)}
+        if mode == "freeze":
+            self.freeze_node(node)
+        elif mode == "isolate":
+            self.isolate_node(node)
+        else:
+            raise PlatformError(f"the local platform cannot {mode} a node",
+                                hint=f"use one of {', '.join(NODE_LOSS_MODES)}")
+        return {}
+
+    def restore_node(self, node: str, mode: str) -> dict[str, Any]:
+        """Idempotent: a node that is already itself is left alone."""
+        if mode == "kill":
+            return {"restarted": self.restart_node(node)}
+        if mode == "freeze":
+            self.thaw_node(node)
+        elif mode == "isolate":
+            self.reconnect_node(node)
+        return {}
+
     def kill_node(self, name: str) -> list[int]:
         """SIGKILL every process of the node; returns the pids killed."""
         with state.locked(self.dir):
@@ -191,14 +249,6 @@ class LocalPlatform:
                                     hint="run chaoskit as root (e.g. with sudo)")
         return lab
 
-    def supports(self, ability: str) -> bool:
-        """Whether a node operation works here: netns nodes need root for every one of them,
-        and `isolate` exists only for netns nodes."""
-        lab = self.lab()
-        if lab.mode == nodes.NETNS:
-            return os.geteuid() == 0
-        return ability != "isolate"
-
     def node_residue(self, name: str) -> list[str]:
         return nodes.residue(self.lab(), name)
 
@@ -231,7 +281,8 @@ class LocalPlatform:
         with state.locked(self.dir):
             return capacity.retire_node(self._for_node_ops(name), name, drain)
 
-    def restore_node(self, name: str) -> list[str]:
+    def return_node(self, name: str) -> list[str]:
+        """A retired node back: its processes started, its gateway back in rotation."""
         started = self.restart_node(name)
         capacity.return_to_rotation(self.lab(), name)
         return started
@@ -247,12 +298,12 @@ class LocalPlatform:
         with state.locked(self.dir):
             capacity.remove_node(self.lab(), name)
 
-    def start_offline(self, node: str, tag: str, work: offline.OfflineWork) -> str:
+    def start_offline(self, node: str, tag: str, work: OfflineWork) -> str:
         """Offline work on a node, tagged so it is found again by the fault that started it."""
         with state.locked(self.dir):
             return offline.start(self._for_node_ops(node), node, tag, work).id
 
-    def offline_processes(self, tag: str) -> list[offline.OfflineProcess]:
+    def offline_processes(self, tag: str) -> list[OfflineProcess]:
         return offline.describe(self.lab(), tag)
 
     def stop_offline(self, tag: str) -> list[str]:
@@ -304,11 +355,3 @@ class LocalPlatform:
             problems.append(exc.message)
         return problems
 
-
-def _gauge(text: str, name: str) -> float:
-    """Sum of a metric's samples in an exposition text (0 when absent)."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith(name + "_"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total

@@ -6,7 +6,7 @@ cpuset; without root (loopback nodes have no cgroups) isolation falls back to ni
 online services' nice 0. Without isolation they join the node's groups like any online service.
 Every process carries CHAOSKIT_COLOCATE=<tag>, so whatever a crash left is found again by tag.
 
-Run as a module, this file is the burner: `python -m chaoskit.platforms.local.offline --cpu 2
+Run as a module, this file is the burner: `python -m chaoskit.lab.offline --cpu 2
 --memory 268435456 --seconds 60` keeps that many cores busy and that much memory resident, and
 stops by itself at the deadline.
 """
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from chaoskit.errors import PlatformError
-from chaoskit.faults.colocate import OfflineProcess, OfflineWork
-from chaoskit.platforms.local import addresses, capacity, cgroups, nodes, processes, state
-from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord
-from chaoskit.platforms.local.topology import STACK_SERVICES
+from chaoskit.lab import addresses, capacity, cgroups, nodes, processes, state
+from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord
+from chaoskit.lab.topology import STACK_SERVICES
+from chaoskit.platforms.abilities import OfflineProcess, OfflineWork
 
 TAG_ENV = "CHAOSKIT_COLOCATE"
 OFFLINE_SHARES = 2  # Kubernetes' cpu.shares for BestEffort pods

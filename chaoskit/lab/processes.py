@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from chaoskit.platforms.local.state import MARKER_ENV
+from chaoskit.lab.state import MARKER_ENV
 
 # Popen objects of children started by this process, kept so killed ones get reaped
 # (a zombie would otherwise look alive to a /proc scan).

@@ -1,4 +1,5 @@
-"""Scrapes of Prometheus text exposition kept over a window: series values, increases, buckets."""
+"""The one reader of Prometheus text exposition: parse a /metrics body, scrape targets, and keep
+scrapes over a window (series values, increases, buckets) for the probes."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def parse_exposition(target: str, text: str,
         raise ProbeError(f"{target} did not serve Prometheus text exposition: {exc}",
                          hint="point the probe at a /metrics endpoint") from None
     return values
+
+
+def totals(text: str) -> dict[str, float]:
+    """Sample name -> sum over its series: what a /metrics body says, label-blind."""
+    summed: dict[str, float] = {}
+    for (_, name, _), value in parse_exposition("", text).items():
+        summed[name] = summed.get(name, 0.0) + value
+    return summed
+
+
+async def scrape_totals(client: httpx.AsyncClient, url: str) -> dict[str, float] | None:
+    """`totals` of one target's /metrics; None when it does not answer (or not in the format)."""
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        return totals(response.text)
+    except (httpx.HTTPError, ProbeError):
+        return None
 
 
 async def _fetch(client: httpx.AsyncClient, url: str) -> tuple[str, str | Exception]:

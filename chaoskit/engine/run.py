@@ -1,9 +1,13 @@
-"""One run of an experiment: phases on one clock, guardrails, and the rollback guarantee."""
+"""One run of an experiment: phases on one clock, guardrails, and the rollback guarantee.
+
+validate -> preflight -> baseline -> inject -> recover -> verify, then always: revert
+whatever is still applied, audit that nothing is left, close the journal. The lease (beaten
+from a thread) and the detached watchdog revert from the journal if this process dies.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import random
@@ -17,18 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaoskit.engine import lease, watchdog
+from chaoskit.engine import claims, preflight
 from chaoskit.engine.faultline import FaultLine, plan_faults
-from chaoskit.engine.journal import JournalWriter, Record, read_journal
-from chaoskit.engine.preflight import scope_problems
-from chaoskit.engine.rollback import audit, driver_for
+from chaoskit.engine.guard import RunGuard
+from chaoskit.engine.lifecycle import FaultLifecycle
 from chaoskit.engine.sampling import Sampler, SamplingLoop, build_samplers
-from chaoskit.errors import PreflightError
-from chaoskit.faults.base import PreflightChecks
+from chaoskit.engine.timeline import PlannedFault
+from chaoskit.errors import ChaoskitError, PlatformError, PreflightError, SpecError
+from chaoskit.journal import Intent, JournalWriter, Kind, Record, read_journal
 from chaoskit.load.shapes import steady_load
 from chaoskit.platforms import platform_for
+from chaoskit.platforms.abilities import DistributedLoad, RunBinding
 from chaoskit.probes.base import ProbeContext
-from chaoskit.report import verdict as verdicts
+from chaoskit.report import verdict as judging
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.models import Experiment
 
@@ -50,12 +55,20 @@ class RunResult:
     exit_code: int
     run_dir: Path
     journal: Path
-    verdicts: list[verdicts.ItemVerdict] = field(default_factory=list)
+    verdicts: list[judging.ItemVerdict] = field(default_factory=list)
     message: str = ""
+    preconditions: list[judging.Precondition] = field(default_factory=list)
 
 
 class Aborted(Exception):
     """Raised inside the phase flow when a guardrail, a signal or a failure stops the run."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups of the inject phase."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class Run:
@@ -68,16 +81,19 @@ class Run:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_id = f"{experiment.metadata.name}-{stamp}-{secrets.token_hex(2)}"
         self.run_dir = options.out_dir / self.run_id
+        self.lease_path = self.run_dir / "lease"
         self.phase = "validate"
         self.abort_reason: dict[str, str] | None = None
         self._abort = asyncio.Event()
         self._signals: list[str] = []
+        self.load_windows: deque[tuple[float, dict[str, Any]]] = deque(maxlen=36000)
 
     # -- abort -----------------------------------------------------------------------------
     def abort(self, reason: str, by: str) -> None:
         if self.abort_reason is None:
             self.abort_reason = {"reason": reason, "by": by}
-            self.journal.write("abort", reason=reason, by=by, phase=self.phase)
+            self.journal.write(Kind.ABORT, reason=reason, by=by, phase=self.phase)
+        self.faultline.stop()  # no fault starts once the run is stopping
         self._abort.set()
 
     def _on_signal(self, name: str) -> None:
@@ -85,13 +101,14 @@ class Run:
         if len(self._signals) == 1:
             self.abort(f"interrupted by {name}", by="signal")
         else:
-            self.journal.write("event", message=f"{name} again: still reverting faults; chaoskit "
-                               "exits once they are reverted and audited")
+            self.journal.write(Kind.EVENT, message=f"{name} again: still reverting faults; "
+                               "chaoskit exits once they are reverted and audited")
 
-    def _on_trip(self, sampler: Sampler, value: float) -> None:
+    def _on_trip(self, sampler: Sampler, value: float | None, why: str) -> None:
         condition = sampler.watch.guardrail.abort_when if sampler.watch else "?"
-        self.journal.write("guardrail", name=sampler.name, value=value, condition=condition)
-        self.abort(f"guardrail {sampler.name}: {value:g} {condition}", by="guardrail")
+        self.journal.write(Kind.GUARDRAIL, name=sampler.name, value=value, condition=condition,
+                           why=why)
+        self.abort(f"guardrail {sampler.name}: {why}", by="guardrail")
 
     async def _until_abort(self, work: Awaitable[Any]) -> None:
         """Run a phase's work; stop it at once when the run is aborted."""
@@ -109,28 +126,47 @@ class Run:
 
     def _enter(self, phase: str) -> None:
         self.phase = phase
-        self.journal.write("phase", phase=phase)
+        self.journal.write(Kind.PHASE, phase=phase)
 
-    # -- phases ----------------------------------------------------------------------------
+    # -- preflight -------------------------------------------------------------------------
     async def _preflight(self) -> None:
-        problems = list(await self.platform.preflight())
-        problems += scope_problems(self.experiment, self.faultline.planned)
-        for pf in self.faultline.planned:
-            driver = driver_for(pf.type, self.platform)
-            if isinstance(driver, PreflightChecks):
-                problems += [f"{pf.name}: {p}" for p in await driver.preflight(pf.intent)]
+        problems, keys = await preflight.check(self.experiment, self.platform,
+                                               self.faultline.planned, self.run_id,
+                                               self.source, self.seed)
         if problems:
             raise PreflightError("preflight failed: " + "; ".join(problems),
                                  hint="fix the target or the experiment's scope; nothing was "
                                       "injected")
+        claims.claim(self.run_id, keys, os.getpid(), self.journal.path, self.lease_path)
 
+    def _claim_keys(self, pf: PlannedFault, intent: Intent) -> set[str]:
+        return {t.claim() for t in preflight.touches(pf, intent, self.platform, self.run_id)}
+
+    def _admit(self, pf: PlannedFault, intent: Intent) -> list[str]:
+        """At a fault's start: its targets as resolved now, in scope and not held elsewhere."""
+        problems = preflight.scope_problems(self.experiment, pf, intent, self.platform,
+                                            self.run_id)
+        keys = self._claim_keys(pf, intent)
+        problems += claims.conflicts(self.run_id, keys)
+        if not problems:
+            claims.claim(self.run_id, keys, os.getpid(), self.journal.path, self.lease_path)
+        return problems
+
+    # -- phases ----------------------------------------------------------------------------
     async def _inject(self) -> None:
+        """Faults, load and the phase's clock together; if any of them fails, the fault line
+        stops at once (no fault is applied after that) and the run goes to its rollback."""
         t0 = time.monotonic()
-        work = [self.faultline.run(t0)]
-        if self.experiment.load is not None:
-            work.append(self._drive_load())
-        work.append(asyncio.sleep(self.experiment.inject_seconds()))
-        await asyncio.gather(*work)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.faultline.run(t0))
+                if self.experiment.load is not None:
+                    group.create_task(self._drive_load())
+                group.create_task(asyncio.sleep(self.experiment.inject_seconds()))
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from None
+        finally:
+            self.faultline.stop()
 
     async def _drive_load(self, spec: LoadSpec | None = None,
                           stop: asyncio.Event | None = None) -> None:
@@ -138,35 +174,36 @@ class Run:
 
         load = spec or self.experiment.load
         assert load is not None
-        if spec is None and load.pods and hasattr(self.platform, "start_load_job"):
-            await self._drive_from_cluster(load, load.pods)
+        if spec is None and load.pods and isinstance(self.platform, DistributedLoad):
+            await self._drive_from_cluster(self.platform, load, load.pods)
             return
         summary = await drive(load, self._entry_url(load.target), seed=self.seed,
                               stop=stop or self._abort, on_window=self._load_window,
                               ack_path=str(self.run_dir / "acknowledged.jsonl"))
         totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
-        self.journal.write("load-summary", phase=self.phase, **totals)
+        self.journal.write(Kind.LOAD_SUMMARY, phase=self.phase, **totals)
 
-    async def _drive_from_cluster(self, load: LoadSpec, pods: int) -> None:
+    async def _drive_from_cluster(self, cluster: DistributedLoad, load: LoadSpec,
+                                  pods: int) -> None:
         """The inject phase's load from an Indexed Job: each pod sends its share of the one
         schedule from its own machine; their merged report joins this journal."""
         from chaoskit.load.engine import plan_for
+        from chaoskit.platforms.calls import blocking
 
         plan = plan_for(load, self._entry_url(load.target), seed=self.seed, ack_path=None)
         start_at = time.time() + CLUSTER_LOAD_LEAD
-        job = await asyncio.to_thread(self.platform.start_load_job, plan, pods=pods,
-                                      start_at=start_at)
-        self.journal.write("load-job", job=job, pods=pods, start_at=start_at)
+        job = await blocking(lambda: cluster.start_load_job(plan, pods=pods, start_at=start_at))
+        self.journal.write(Kind.LOAD_JOB, job=job, pods=pods, start_at=start_at)
         deadline = time.monotonic() + CLUSTER_LOAD_LEAD + plan.run_seconds + plan.timeout + 60
         try:
             while (time.monotonic() < deadline and
-                   await asyncio.to_thread(self.platform.load_reports_ready, job) < pods):
+                   await blocking(cluster.load_reports_ready, job) < pods):
                 await asyncio.sleep(0.5)
         except asyncio.CancelledError:
-            await asyncio.to_thread(self.platform.stop_load_job, job)
+            await blocking(cluster.stop_load_job, job)
             raise
-        merged = await asyncio.to_thread(self.platform.collect_load, job, pods, 0.0)
-        self.journal.write("load-summary", phase=self.phase, distributed=True, **merged)
+        merged = await blocking(cluster.collect_load, job, pods, 0.0)
+        self.journal.write(Kind.LOAD_SUMMARY, phase=self.phase, distributed=True, **merged)
 
     async def _steady(self, seconds: float) -> None:
         """A steady phase (baseline, recover): the profile's opening rate, so that what is
@@ -186,15 +223,15 @@ class Run:
     def _load_window(self, window: dict[str, Any]) -> None:
         # The window's own clock is load time; the journal's `t` stays run time for every record.
         window = dict(window)
-        self.journal.write("load", load_t=window.pop("t", None), **window)
+        self.journal.write(Kind.LOAD, load_t=window.pop("t", None), **window)
         self.load_windows.append((time.monotonic(), window))
 
     def _entry_url(self, target: str) -> str:
-        if target.startswith(("http://", "https://")):
-            return target
-        if self.experiment.target.entry:
-            return self.experiment.target.entry
-        return str(self.platform.entry_url())
+        url = preflight.entry_url(self.experiment, self.platform, target)
+        if url is None:
+            raise PlatformError(f"the {self.platform.name} platform has no entry for the load",
+                                hint="set target.entry to the system's base URL")
+        return url
 
     async def _recover(self) -> None:
         await self.faultline.revert_everything()
@@ -206,22 +243,20 @@ class Run:
     def _open(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = JournalWriter(self.run_dir / "journal.jsonl", self.options.observer)
-        self.journal.write("header", run_id=self.run_id, experiment=self.experiment.metadata.name,
-                           source=self.source, seed=self.seed, pid=os.getpid(),
+        self.journal.write(Kind.HEADER, run_id=self.run_id,
+                           experiment=self.experiment.metadata.name, source=self.source,
+                           seed=self.seed, pid=os.getpid(),
                            spec=self.experiment.model_dump(mode="json", by_alias=True),
                            platform=self.platform.describe(), lease=str(self.lease_path))
 
     async def execute(self) -> RunResult:
         self.platform = platform_for(self.experiment.target)
-        bind_run = getattr(self.platform, "bind_run", None)
-        if bind_run is not None:  # platforms that mark what they change name it by our run id
-            bind_run(self.run_id)
-        planned = plan_faults(self.experiment, self.platform, self.rng)
-        self.lease_path = self.run_dir / "lease"
+        if isinstance(self.platform, RunBinding):  # it marks what it changes with our id
+            self.platform.bind_run(self.run_id)
+        planned = plan_faults(self.experiment, self.platform, self.rng, self.run_id)
         self._open()
-        self.faultline = FaultLine(planned, self.platform, self.journal,
-                                   lambda faults: scope_problems(self.experiment, faults))
-        self.load_windows: deque[tuple[float, dict[str, Any]]] = deque(maxlen=36000)
+        self.lifecycle = FaultLifecycle(self.platform, self.journal, self.run_id)
+        self.faultline = FaultLine(planned, self.lifecycle, self._admit)
         context = ProbeContext(self.platform, str(self.run_dir),
                                str(self.run_dir / "acknowledged.jsonl"),
                                self.load_windows if self.experiment.load else None)
@@ -229,15 +264,16 @@ class Run:
                                      lambda: self.phase, self._on_trip)
         return await self._guarded()
 
+    def _event(self, message: str) -> None:
+        self.journal.write(Kind.EVENT, message=message)
+
     async def _guarded(self) -> RunResult:
         loop = asyncio.get_running_loop()
         for name in SIGNAL_EXIT:
             loop.add_signal_handler(getattr(signal, name), self._on_signal, name)
-        stop_lease = asyncio.Event()
-        lease.beat(self.lease_path)  # before the watchdog looks: no lease reads as a dead runner
-        heart = asyncio.create_task(lease.keep_alive(self.lease_path, stop_lease))
-        guard = watchdog.spawn(self.journal.path, self.lease_path, os.getpid()) \
-            if self.options.watchdog else None
+        guard = RunGuard(self.journal.path, self.lease_path, watchdog=self.options.watchdog,
+                         on_event=self._event)
+        guard.start()
         error: BaseException | None = None
         try:
             await self._phases()
@@ -245,18 +281,14 @@ class Run:
             pass
         except Exception as exc:  # noqa: BLE001 - every failure still ends in the rollback
             error = exc
-            self.journal.write("error", error=str(exc), traceback=traceback.format_exc())
+            self.journal.write(Kind.ERROR, error=str(exc), traceback=traceback.format_exc())
             self.abort(f"error: {exc}", by="error")
         try:
             return await self._finish(error)
         finally:
-            stop_lease.set()
-            await heart
+            await guard.stop()
             for name in SIGNAL_EXIT:
                 loop.remove_signal_handler(getattr(signal, name))
-            if guard is not None:
-                with contextlib.suppress(Exception):
-                    guard.wait(timeout=5)
 
     async def _phases(self) -> None:
         self._enter("preflight")
@@ -273,29 +305,69 @@ class Run:
         self._enter("rollback")
         await self.sampling.stop()
         reverted = await self.faultline.revert_everything()
-        await self.faultline.stop_measuring()
-        checked = await audit(self.faultline.intents(), self.platform, self.journal)
+        await self.lifecycle.stop_measuring()
+        checked = await self.lifecycle.audit()
+        claims.release(self.run_id)
         await self.sampling.close_probes()
-        judged = verdicts.judge(self.experiment, self._records())
+        records = self._records()
+        judged = await asyncio.to_thread(judging.judge, self.experiment, records)
+        met = load_preconditions(self.experiment, records)
         by = (self.abort_reason or {}).get("by")
-        message = str(error) if error else ""
+        message = _message(error)
         if not reverted:
             message = message or "a fault could not be reverted; run `chaoskit recover`"
-        status, code = verdicts.outcome(judged, by == "guardrail", message or None, checked.clean)
+        status, code = judging.outcome(judged, by == "guardrail", message or None,
+                                        checked.clean, met)
         if by == "signal" and not message and checked.clean:
             status, code = "interrupted", SIGNAL_EXIT[self._signals[0]]
-        self.journal.write("result", status=status, exit_code=code, seed=self.seed,
+        if isinstance(error, SpecError) and checked.clean:  # refused in preflight: bad input
+            status, code = "invalid", judging.EXIT_INVALID
+        self.journal.write(Kind.RESULT, status=status, exit_code=code, seed=self.seed,
                            verdicts=[v.as_dict() for v in judged], audit=checked.as_dict(),
-                           abort=self.abort_reason, error=message or None)
+                           abort=self.abort_reason, error=message or None,
+                           preconditions=[p.as_dict() for p in met],
+                           outstanding=[r["fault"] for r in self.lifecycle.outstanding()])
         self.journal.close()
-        return RunResult(status, code, self.run_dir, self.journal.path, judged, message)
+        return RunResult(status, code, self.run_dir, self.journal.path, judged, message, met)
 
     def _records(self) -> list[Record]:
         self.journal.sync()
         return read_journal(self.journal.path)
 
 
+def _message(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    return error.render() if isinstance(error, ChaoskitError) else str(error)
+
+
+def load_preconditions(experiment: Experiment, records: list[Record]
+                       ) -> list[judging.Precondition]:
+    """The load engine sent what the experiment declared (within its shortfall tolerance)."""
+    load = experiment.load
+    if load is None:
+        return []
+    found = []
+    for summary in (r for r in records if r["kind"] == Kind.LOAD_SUMMARY
+                    and r.get("phase") == "inject" and not r.get("distributed")):
+        intended = int(summary.get("intended") or 0)
+        short = int(summary.get("behind") or 0) + int(summary.get("capped") or 0)
+        ratio = short / intended if intended else 0.0
+        met = ratio <= load.shortfall_tolerance
+        detail = (f"chaoskit sent {intended - short:,} of {intended:,} arrivals on time "
+                  f"({1 - ratio:.1%}): {summary.get('behind', 0):,} were due while the load "
+                  f"engine was behind its schedule (its CPU saturated), "
+                  f"{summary.get('capped', 0):,} were dropped at its in-flight cap")
+        if not met:
+            detail += (f"; above the tolerance of {load.shortfall_tolerance:.1%}, so the system "
+                       "was not tested at the declared rate: lower the rate, add load workers, "
+                       "or send from more machines (load.pods)")
+        found.append(judging.Precondition("load-delivered", met, detail))
+    return found
+
+
 def run_experiment(experiment: Experiment, source: str, options: RunOptions) -> RunResult:
     """Run to the end, whatever happens; the exit code is in the result."""
     run = Run(experiment, source, options)
     return asyncio.run(run.execute())
+

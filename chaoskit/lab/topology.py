@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from chaoskit.platforms.local.addresses import free_port
-from chaoskit.platforms.local.state import LabState, ProcessRecord, logs_dir
+from chaoskit.lab.addresses import free_port
+from chaoskit.lab.state import LabState, ProcessRecord, logs_dir
 
 BANKS = ("alpha", "beta", "gamma")
 STACK_SERVICES = ("gateway", "worker", "scheduler", "bank", "offline")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import (
+from chaoskit.lab import (
     addresses,
     cgroups,
     haproxy,
@@ -25,9 +25,9 @@ from chaoskit.platforms.local import (
     processes,
     state,
 )
-from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord, logs_dir
-from chaoskit.platforms.local.teardown import teardown
-from chaoskit.platforms.local.topology import LabOptions, placement, proxy_plan, stack_record
+from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord, logs_dir
+from chaoskit.lab.teardown import teardown
+from chaoskit.lab.topology import LabOptions, placement, proxy_plan, stack_record
 from chaoskit.toolchain import require_binary
 
 NETWORK_LOCK = Path("/run/chaoskit-network.lock")

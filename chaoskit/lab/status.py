@@ -7,8 +7,8 @@ from typing import Any
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import haproxy, health, netns, nodes, processes
-from chaoskit.platforms.local.state import LabState
+from chaoskit.lab import haproxy, health, netns, nodes, processes
+from chaoskit.lab.state import LabState
 
 
 def collect(lab: LabState) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from chaoskit.errors import PermissionMissing, PlatformError
-from chaoskit.platforms.local import cgroups, netns, processes
-from chaoskit.platforms.local.state import MARKER_ENV, LabState, NodeRecord, ProcessRecord
+from chaoskit.lab import cgroups, netns, processes
+from chaoskit.lab.state import MARKER_ENV, LabState, NodeRecord, ProcessRecord
 
 NETNS = "netns"
 PROCESS = "process"

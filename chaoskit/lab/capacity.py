@@ -9,9 +9,9 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import addresses, cgroups, haproxy, netns, nodes, processes, state
-from chaoskit.platforms.local.state import LabState, NodeRecord, ProcessRecord, logs_dir
-from chaoskit.platforms.local.topology import STACK_SERVICES, instance_id
+from chaoskit.lab import addresses, cgroups, haproxy, netns, nodes, processes, state
+from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord, logs_dir
+from chaoskit.lab.topology import STACK_SERVICES, instance_id
 
 SCALE_SERVICES = ("gateway", "worker")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import cgroups, netns, nodes, postgres, processes, state
-from chaoskit.platforms.local.state import LabState, ProcessRecord
+from chaoskit.lab import cgroups, netns, nodes, postgres, processes, state
+from chaoskit.lab.state import LabState, ProcessRecord
 
 # Clients before servers: the stack first, the database last, so nothing reconnects in between.
 _ORDER = ("haproxy", "bank", "toxiproxy", "postgres")

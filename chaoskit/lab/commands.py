@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.errors import ChaoskitError, PlatformError
-from chaoskit.platforms.local import lab, state, status
-from chaoskit.platforms.local.topology import LabOptions
+from chaoskit.lab import lifecycle as lab
+from chaoskit.lab import state, status
+from chaoskit.lab.topology import LabOptions
 
 _EPILOG = """\
 examples:
@@ -157,7 +158,7 @@ def _follow(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m chaoskit.platforms.local.commands up ...`: the lab command on its own."""
+    """`python -m chaoskit.lab.commands up ...`: the lab command on its own."""
     parser = argparse.ArgumentParser(prog="chaoskit")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)])
