@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaoskit.faults.colocate import Colocate, ColocateConfig
-from chaoskit.platforms.local import processes
+from chaoskit.lab import processes
 from tests.fixtures.lab import RunningLab, require_lab_tools, start_lab, stop_lab
 
 pytestmark = pytest.mark.integration

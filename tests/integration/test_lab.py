@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from chaoskit.errors import PlatformError
-from chaoskit.platforms.local import cgroups, haproxy, state, status
-from chaoskit.platforms.local import lab as lab_module
+from chaoskit.lab import cgroups, haproxy, state, status
+from chaoskit.lab import lifecycle as lab_module
 from tests.fixtures.lab import RunningLab, leftovers, require_lab_tools, start_lab, stop_lab
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def test_smoke_pay_refund_final_payment_complete_on_time(lab: RunningLab) -> Non
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "chaoskit.platforms.local.commands", *argv],
+    done = subprocess.run([sys.executable, "-m", "chaoskit.lab.commands", *argv],
                           check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     return done.returncode, done.stdout + done.stderr
@@ -125,7 +125,7 @@ def test_second_lab_runs_side_by_side(lab: RunningLab, lab_root: Path) -> None:
 def test_down_cleans_up_after_lab_up_was_sigkilled(lab_root: Path) -> None:
     require_lab_tools()
     directory = lab_root / f"crash-{uuid.uuid4().hex[:6]}"
-    child = subprocess.Popen([sys.executable, "-m", "chaoskit.platforms.local.commands", "up",
+    child = subprocess.Popen([sys.executable, "-m", "chaoskit.lab.commands", "up",
                               "--name", str(directory), "--nodes", "2"],
                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -170,8 +170,8 @@ def test_cli_up_refuses_a_lab_that_is_already_up(lab: RunningLab) -> None:
 @pytest.mark.root
 @pytest.mark.skipif(not ROOT, reason="netns nodes need root")
 def test_a_failed_up_never_removes_kernel_objects_it_did_not_make(lab_root: Path) -> None:
-    from chaoskit.platforms.local import netns
-    from chaoskit.platforms.local.topology import LabOptions
+    from chaoskit.lab import netns
+    from chaoskit.lab.topology import LabOptions
 
     directory = lab_root / f"clash-{uuid.uuid4().hex[:6]}"
     bridge = f"ck{state.lab_id(directory.resolve())}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaoskit.platforms.local import haproxy, netns, processes
+from chaoskit.lab import haproxy, netns, processes
 from tests.fixtures.lab import RunningLab
 from tests.fixtures.waiting import wait_for
 

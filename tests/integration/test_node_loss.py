@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
-from chaoskit.platforms.local import haproxy
+from chaoskit.lab import haproxy
 from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.toxiproxy import ToxiproxyServer
 from tests.fixtures.lab import RunningLab

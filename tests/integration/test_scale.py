@@ -15,7 +15,7 @@ import pytest
 
 from chaoskit.errors import PlatformError
 from chaoskit.faults.scale import Scale, ScaleConfig
-from chaoskit.platforms.local import netns, processes
+from chaoskit.lab import netns, processes
 from chaoskit.platforms.local.platform import LocalPlatform
 from tests.fixtures.lab import RunningLab
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from chaoskit.engine.journal import read_journal, result
-from chaoskit.engine.runner import RunOptions, run_experiment
+from chaoskit.journal import read_journal, result
+from chaoskit.engine.run import RunOptions, run_experiment
 from chaoskit.spec.models import Experiment
 
 pytestmark = pytest.mark.integration
