@@ -43,6 +43,7 @@ from chaoskit.platforms.abilities import (
     require,
 )
 from chaoskit.platforms.calls import blocking
+from chaoskit.spec.units import Seconds
 
 Mode = Literal["kill", "freeze", "isolate", "stop", "drain", "node-down"]
 
@@ -51,8 +52,8 @@ class NodeLossConfig(FaultConfig):
     mode: Mode = Field(default="kill", description=(
         "kill | freeze | isolate (the lab, containers, processes), stop (containers, "
         "processes), drain | node-down (clusters): the platform says which it offers"))
-    recovery_timeout: float = Field(default=30.0, gt=0,
-                                    description="seconds to watch for the stack's recovery")
+    recovery_timeout: Seconds = Field(default=30.0, description=(
+        "how long to watch for the system's recovery (and the node's health after revert)"))
 
 
 class NodeLoss:

@@ -145,8 +145,18 @@ class ProxyFault:
         declared = {d["name"] for d in intent["declared"]}
         problems = [f"Toxiproxy at {server.url} has no proxy '{name}' and none is declared"
                     for name in intent["proxies"] if name not in state and name not in declared]
+        left = self._residue(intent, state) + self._left_by_others(intent, state)
         return problems + [f"{found} (left by an earlier run: run `chaoskit recover`)"
-                           for found in self._residue(intent, state)]
+                           for found in left]
+
+    @staticmethod
+    def _left_by_others(intent: Intent, state: State) -> list[str]:
+        """chaoskit's toxics of other runs on the proxies this fault needs. A live run holding
+        the proxy is refused by the claims first, so these are a dead run's leftovers."""
+        owned = family(label_of(intent))
+        return [f"toxic {t.name} is on proxy {name}" for name in intent["proxies"]
+                if name in state for t in state[name].toxics
+                if t.name.startswith("chaoskit-") and t.name not in owned]
 
     async def inject(self, intent: Intent) -> dict[str, Any]:
         server = ToxiproxyServer(intent["toxiproxy"])

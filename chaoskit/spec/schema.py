@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from chaoskit import registry
 from chaoskit.spec.models import API_VERSION, Experiment
 from chaoskit.spec.yaml_source import Loc
 
@@ -16,10 +17,17 @@ SCHEMA_ID = "https://chaoskit.dev/schema/chaoskit-v1.json"
 def json_schema() -> dict[str, Any]:
     """Schema of one experiment file, keys as written in YAML (aliases such as `apiVersion`).
 
-    Fault and probe entries allow extra keys: each kind's own fields are checked by
-    `chaoskit validate`, which knows the installed plug-ins; the schema cannot.
+    Built from the registries: every installed fault, probe and platform kind gets its own
+    closed variant (the common fields plus its Config's, with their descriptions), chosen by
+    `type:` (`platform:` for targets), so an editor completes and checks `latency:`, `mode:`
+    or `measure:` values.
     """
-    schema = _duration_defaults(Experiment.model_json_schema(by_alias=True, mode="validation"))
+    schema = Experiment.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.setdefault("$defs", {})
+    defs["FaultSpec"] = _by_kind(defs, defs["FaultSpec"], registry.FAULTS, "type", "fault")
+    defs["ProbeRef"] = _by_kind(defs, defs["ProbeRef"], registry.PROBES, "type", "probe")
+    defs["Target"] = _by_kind(defs, defs["Target"], registry.PLATFORMS, "platform", "platform")
+    schema = _duration_defaults(schema)
     body = {key: value for key, value in schema.items() if key not in ("title", "description")}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -29,6 +37,42 @@ def json_schema() -> dict[str, Any]:
                        "guardrails. Validate with `chaoskit validate FILE`.",
         **body,
     }
+
+
+def _by_kind(defs: dict[str, Any], common: dict[str, Any], group: str, key: str,
+             noun: str) -> dict[str, Any]:
+    """The common entry, with one closed `if key == kind then ...` branch per registered kind."""
+    kinds = registry.names(group)
+    props = dict(common.get("properties", {}))
+    props[key] = {**props.get(key, {}), "enum": kinds,
+                  "description": f"the {noun} kind: one of {', '.join(kinds)}"}
+    props[key].pop("type", None)
+    branches = []
+    for kind in kinds:
+        config = _config_of(group, kind)
+        if config is None:
+            continue
+        own = config.model_json_schema(by_alias=True, mode="validation",
+                                       ref_template=f"#/$defs/{noun}-{kind}-{{model}}")
+        for name, sub in own.pop("$defs", {}).items():
+            defs[f"{noun}-{kind}-{name}"] = sub
+        then = {"properties": {**props, **own.get("properties", {}), key: {"const": kind}},
+                "additionalProperties": False,
+                "required": sorted(set(common.get("required", [])) | set(own.get("required", [])))}
+        branches.append({"if": {"properties": {key: {"const": kind}}}, "then": then})
+    out = {k: v for k, v in common.items() if k not in ("properties", "additionalProperties")}
+    return {**out, "properties": props, "allOf": branches}
+
+
+def _config_of(group: str, kind: str) -> type[BaseModel] | None:
+    try:
+        cls = registry.lookup(group, kind)
+    except Exception:  # noqa: BLE001 - a broken plug-in has no schema; validate names it
+        return None
+    bases = cls.__mro__ if isinstance(cls, type) else ()
+    found = next((vars(base)["Config"] for base in bases
+                  if "Config" in vars(base)), None)
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
 
 
 def _duration_defaults(node: Any) -> Any:

@@ -118,6 +118,21 @@ Duration = Annotated[float, BeforeValidator(parse_duration),
 PositiveDuration = Annotated[float, BeforeValidator(positive_duration),
                              _schema(_DUR_PATTERN, "2m", "a duration greater than zero"),
                              _AS_SECONDS]
+def seconds(value: Any) -> float:
+    """A positive duration, or a bare number of seconds (fields that always took numbers)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"duration must be greater than zero, got {value}")
+        return float(value)
+    return positive_duration(value)
+
+
+Seconds = Annotated[float, BeforeValidator(seconds),
+                    WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                                              {"type": "string", "pattern": _DUR_PATTERN}],
+                                    "examples": ["30s"],
+                                    "description": "a duration (30s) or a number of seconds"}),
+                    _AS_SECONDS]
 Rate = Annotated[float, BeforeValidator(parse_rate),
                  WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
                                            {"type": "string", "pattern": _RATE_PATTERN}],

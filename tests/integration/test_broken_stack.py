@@ -23,7 +23,7 @@ LEASE_HOLDER_LOST = """\
 apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: lease-holder-lost}}
-target: {{platform: local, lab: {lab}}}
+target: {{platform: local, lab: {lab}, scope: {{nodes: any}}}}
 phases: {{baseline: 2s, recover: 14s}}
 load:
   duration: 16s
@@ -46,7 +46,7 @@ LEADER_LOST = """\
 apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: leader-lost}}
-target: {{platform: local, lab: {lab}}}
+target: {{platform: local, lab: {lab}, scope: {{nodes: any}}}}
 phases: {{baseline: 2s, recover: 4s}}
 faults:
   - {{name: leader-down, type: node-loss, mode: kill, target: {{role: scheduler-leader}},

@@ -22,12 +22,13 @@ from kubernetes.client.exceptions import ApiException
 
 from chaoskit import cli
 from chaoskit.engine.faultline import plan_faults
-from chaoskit.journal import JournalWriter, read_journal
+from chaoskit.engine.lifecycle import build_driver
 from chaoskit.engine.run import RunOptions, run_experiment
 from chaoskit.engine.watchdog import recover_journal
-from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
 from chaoskit.faults.scale import Scale, ScaleConfig
+from chaoskit.journal import JournalWriter, read_journal
+from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.loader import load_experiment
 from chaoskit.spec.models import Experiment
@@ -36,7 +37,8 @@ from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 NS = "payments"
-SCOPE = {"namespaces": [NS], "selectors": {"app.kubernetes.io/component": "online"}}
+SCOPE = {"namespaces": [NS], "selectors": {"app.kubernetes.io/component": "online"},
+         "nodes": "any"}
 
 
 
@@ -253,9 +255,8 @@ def test_shipped_experiment_dry_runs_then_its_faults_inject_and_revert(
     assert "nothing was injected" in capsys.readouterr().out
     experiment = load_experiment(path)
     target = KubernetesPlatform.from_target(experiment.target)
-    for planned in plan_faults(experiment, target, random.Random(1)):
-        from chaoskit.engine.rollback import driver_for
-        driver = driver_for(planned.type, target)
+    for planned in plan_faults(experiment, target, random.Random(1), "run-1"):
+        driver = build_driver(planned.type, target, "run-1")
         assert asyncio.run(driver.preflight(planned.intent)) == []
         facts = asyncio.run(driver.inject(planned.intent))
         check_effect(planned.type, planned.intent, facts, api)

@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaoskit.engine.faultline import plan_faults
-from chaoskit.engine.rollback import driver_for
+from chaoskit.engine.lifecycle import build_driver
 from chaoskit.faults.scale import Scale, ScaleConfig
 from chaoskit.load.engine import plan_for
 from chaoskit.load.schedule import ArrivalSchedule
@@ -65,10 +65,11 @@ def test_the_runner_role_is_enough_for_each_shipped_kubernetes_experiment(
     experiment = load_experiment(pointed_at(path, plane, tmp_path))
     target = KubernetesPlatform.from_target(experiment.target)
     assert asyncio.run(target.preflight()) == []
-    planned = plan_faults(experiment, target, random.Random(1))
+    planned = plan_faults(experiment, target, random.Random(1), "run-1")
     assert planned, "every shipped Kubernetes experiment injects something"
     for fault in planned:
-        assert asyncio.run(driver_for(fault.type, target).preflight(fault.intent)) == []
+        driver = build_driver(fault.type, target, "run-1")
+        assert asyncio.run(driver.preflight(fault.intent)) == []
         assert target.missing_access(fault.type, fault.intent.get("mode", "")) == []
     assert target.missing_access("load-job") == []
     for mode in ("kill", "drain", "node-down", "isolate"):  # every node-loss mode, isolate too

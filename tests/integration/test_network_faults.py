@@ -19,8 +19,10 @@ import pytest
 
 from chaoskit.errors import FaultError
 from chaoskit.faults import network
-from chaoskit.faults.base import PreflightChecks
+from chaoskit.faults.base import PreflightChecks, owner_tag
 from chaoskit.faults.network_probe import split_address
+from chaoskit.faults.network_targets import toxic_name
+from chaoskit.testing import FakePlatform
 from chaoskit.toxiproxy import ProxyState, ToxiproxyServer, wait_ready
 from tests.fixtures.real import require_real
 from tests.fixtures.toxiproxy import free_port, stop_process
@@ -30,16 +32,15 @@ pytestmark = pytest.mark.integration
 Effect = Callable[[str], Awaitable[bool]]
 
 
-class LabPlatform:
-    """The Platform seam, reduced to what network faults ask: the API URL and declared proxies."""
+class LabPlatform(FakePlatform):
+    """The fake platform pointed at a real Toxiproxy, with the proxies a test declares."""
 
     name = "test-lab"
 
     def __init__(self, url: str, declared: list[dict[str, str]] | None = None) -> None:
-        self.url, self.declared = url, declared or []
-
-    def toxiproxy_url(self) -> str:
-        return self.url
+        super().__init__()
+        self.set_address("toxiproxy", url)
+        self.declared = declared or []
 
     def declared_proxies(self) -> list[dict[str, str]]:
         return self.declared
@@ -48,8 +49,16 @@ class LabPlatform:
 def planned(cls: type[network.ProxyFault], url: str, name: str, target: dict[str, Any],
             declared: list[dict[str, str]] | None = None,
             **fields: Any) -> tuple[network.ProxyFault, dict[str, Any]]:
-    fault = cls(LabPlatform(url, declared))  # type: ignore[arg-type]
+    fault = cls(LabPlatform(url, declared), RUN)
     return fault, fault.plan(name, target, cls.Config(**fields), random.Random(0))
+
+
+RUN = "network-tests"
+
+
+def toxic(fault: str, stream: str) -> str:
+    """The name this module's run gives a fault's toxic on a stream."""
+    return toxic_name(f"{owner_tag(RUN)}-{fault}", stream)
 
 
 async def connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -371,7 +380,7 @@ def test_failure_on_second_stream_leaves_nothing_behind(
     declared = {"name": f"{family}-new", "listen": f"127.0.0.1:{free_port()}",
                 "upstream": echo_upstream.address}
     # A stale toxic under the upstream name makes the last add of the inject fail (409).
-    server.add_toxic(existing.name, "chaoskit-f9-upstream", "latency", "upstream", 1.0,
+    server.add_toxic(existing.name, toxic("f9", "upstream"), "latency", "upstream", 1.0,
                      {"latency": 1})
     before = _listing(toxiproxy_url, [existing.name, declared["name"]])
     fault, intent = planned(network.LatencyFault, toxiproxy_url, "f9", {"dependency": family},
@@ -458,7 +467,7 @@ def test_shared_server_keeps_others_proxies_and_toxics(
     injected, during, reverted = asyncio.run(scenario())
     assert injected["created_proxies"] == ["bank-beta"]
     assert {t.name for t in during["bank-alpha"].toxics} == {
-        "their-jitter", "chaoskit-peak-bank-downstream", "chaoskit-peak-bank-upstream"}
+        "their-jitter", toxic("peak-bank", "downstream"), toxic("peak-bank", "upstream")}
     assert reverted["deleted_proxies"] == ["bank-beta"]
     assert ToxiproxyServer(url).proxies() == before
     assert asyncio.run(fault.verify_reverted(intent)) == []
@@ -542,12 +551,13 @@ def test_preflight_finds_leftovers_and_missing_proxies(toxiproxy_url: str, echo_
     assert isinstance(fault, PreflightChecks)
     assert asyncio.run(fault.preflight(intent)) == []
 
-    server.add_toxic(proxy.name, "chaoskit-f16-downstream", "slow_close", "downstream", 1.0,
-                     {"delay": 100})  # as a crashed earlier run would have left it
+    server.add_toxic(proxy.name, "chaoskit-0badc0de-f16-downstream", "slow_close",
+                     "downstream", 1.0, {"delay": 100})  # as a crashed earlier run left it
     intent["proxies"].append("bank-nowhere")
     problems = asyncio.run(fault.preflight(intent))
     assert len(problems) == 2
     assert "no proxy 'bank-nowhere'" in problems[0] and "chaoskit recover" in problems[1]
+    assert "chaoskit-0badc0de-f16-downstream" in problems[1]
 
 
 def test_two_servers_used_from_many_threads_never_cross(toxiproxy_url: str,

@@ -9,8 +9,9 @@ import jsonschema  # a dev extra: the schema must be checked, never skipped
 import pytest
 
 from chaoskit.errors import ProblemList
-from chaoskit.spec.yaml_source import parse
 from chaoskit.spec.schema import SCHEMA_ID, json_schema
+from chaoskit.spec.yaml_source import parse
+from tests.unit.test_spec_validate import test_kinds  # noqa: F401 - the kinds full.yaml uses
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -51,3 +52,30 @@ def test_schema_flags_unknown_keys_and_bad_units() -> None:
     messages = " | ".join(schema_errors(data_of(SPECS / "invalid" / "three_problems.yaml")))
     assert "'ownr' was unexpected" in messages
     assert "'5 sec' does not match" in messages
+
+
+def test_each_kind_has_its_own_fields_chosen_by_type() -> None:
+    """An editor completes `latency:` for a latency fault and flags it on a scale fault."""
+    fault = {"name": "f", "type": "latency", "duration": "1s", "latency": "300ms",
+             "target": {"dependency": "bank"}}
+    base = {"apiVersion": "chaoskit/v1", "kind": "Experiment", "metadata": {"name": "x"}}
+    assert schema_errors({**base, "faults": [fault]}) == []
+    wrong = {**fault, "type": "scale", "nodes": 1}
+    assert any("'latency' was unexpected" in m for m in schema_errors({**base,
+                                                                       "faults": [wrong]}))
+    bad_mode = {"name": "f", "type": "node-loss", "duration": "1s", "mode": "explode"}
+    assert any("'explode' is not one of" in m for m in schema_errors({**base,
+                                                                      "faults": [bad_mode]}))
+    probe = {"name": "h", "expect": "<= 1", "probe": {"type": "load", "measure": "p99x"}}
+    assert any("'p99x' is not one of" in m for m in schema_errors({**base,
+                                                                   "hypothesis": [probe]}))
+    kinds = json_schema()["$defs"]["FaultSpec"]["properties"]["type"]["enum"]
+    assert {"latency", "node-loss", "scale", "colocate"} <= set(kinds)
+
+
+def test_a_platform_has_its_own_target_fields() -> None:
+    base = {"apiVersion": "chaoskit/v1", "kind": "Experiment", "metadata": {"name": "x"}}
+    assert schema_errors({**base, "target": {"platform": "local", "lab": "default"}}) == []
+    assert schema_errors({**base, "target": {"platform": "kubernetes", "namespace": "p"}}) == []
+    assert any("'namespace' was unexpected" in m for m in schema_errors(
+        {**base, "target": {"platform": "local", "namespace": "p"}}))

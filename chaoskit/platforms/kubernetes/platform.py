@@ -16,6 +16,7 @@ from chaoskit.load.plan import LoadPlan
 from chaoskit.platforms.abilities import NodeInfo, OfflineProcess, PlatformConfig
 from chaoskit.platforms.kubernetes import load_job, nodeops, permissions, workloads
 from chaoskit.platforms.kubernetes.cluster import ClusterApi, PodScope, PodView
+from chaoskit.spec import scope as scope_rules
 
 ROLES = {  # role -> the pods whose node is that role's node
     "scheduler-leader": "app.kubernetes.io/name=scheduler",
@@ -47,14 +48,17 @@ class KubernetesPlatform:
                  namespace: str | None = None, scope: dict[str, Any] | None = None,
                  toxiproxy: str | None = None, database: str | None = None,
                  entry: str | None = None, run: str | None = None,
-                 cluster: ClusterApi | None = None) -> None:
+                 cluster: ClusterApi | None = None,
+                 proxies: list[dict[str, str]] | None = None) -> None:
         scope = scope or {}
         self.kubeconfig, self.context = kubeconfig, context
         self.namespace = namespace or "default"
         self.scope = PodScope.of(list(scope.get("namespaces") or [self.namespace]),
                                  dict(scope.get("selectors") or {}))
-        self.scope_nodes = list(scope.get("nodes") or [])
+        nodes = scope.get("nodes") or []
+        self.scope_nodes = [nodes] if isinstance(nodes, str) else list(nodes)
         self._toxiproxy, self._database, self._entry = toxiproxy, database, entry
+        self._declared = list(proxies or [])
         self.run = run or f"chaoskit-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         self._cluster = cluster
 
@@ -63,19 +67,22 @@ class KubernetesPlatform:
         config = KubernetesConfig.model_validate(target.options())
         return cls(kubeconfig=config.kubeconfig, context=config.context,
                    namespace=config.namespace, scope=target.scope.model_dump(),
-                   toxiproxy=target.toxiproxy, database=target.database, entry=target.entry)
+                   toxiproxy=target.toxiproxy, database=target.database, entry=target.entry,
+                   proxies=[p.model_dump() for p in target.proxies])
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> KubernetesPlatform:
         return cls(kubeconfig=desc.get("kubeconfig"), context=desc.get("context"),
                    namespace=desc.get("namespace"), scope=desc.get("scope"),
                    toxiproxy=desc.get("toxiproxy"), database=desc.get("database"),
-                   entry=desc.get("entry"), run=desc.get("run"))
+                   entry=desc.get("entry"), run=desc.get("run"),
+                   proxies=desc.get("proxies"))
 
     def describe(self) -> dict[str, Any]:
         return {"platform": "kubernetes", "kubeconfig": self.kubeconfig, "context": self.context,
                 "namespace": self.namespace, "toxiproxy": self._toxiproxy,
                 "database": self._database, "entry": self._entry, "run": self.run,
+                "proxies": self._declared,
                 "scope": {"namespaces": list(self.scope.namespaces),
                           "selectors": dict(_pairs(self.scope.selector)),
                           "nodes": self.scope_nodes}}
@@ -105,6 +112,10 @@ class KubernetesPlatform:
             raise PlatformError(f"no toxiproxy Service with an `api` port in {self.namespace}",
                                 hint="apply k8s/ or set target.toxiproxy to a port-forward URL")
         return f"http://{address}"
+
+    def declared_proxies(self) -> list[dict[str, str]]:
+        """Proxies the experiment declares (created in the cluster's Toxiproxy if missing)."""
+        return list(self._declared)
 
     def database_url(self) -> str:
         if not self._database:
@@ -144,7 +155,7 @@ class KubernetesPlatform:
                     roles.setdefault(pod.node, set()).add(pod.labels[APP])
         found = [NodeInfo(n.name, n.address, tuple(sorted(roles.get(n.name, ()))), n.labels)
                  for n in self.cluster.list_nodes()
-                 if not self.scope_nodes or n.name in self.scope_nodes]
+                 if not self.scope_nodes or scope_rules.admits(self.scope_nodes, n.name)]
         # capacity units a scale fault added count as nodes (the scale driver finds them
         # here to give them back); node operations on them are refused: they are replicas
         return found + [NodeInfo(u, "", workloads.UNIT, {CAPACITY_UNIT: "true"})
@@ -363,6 +374,7 @@ class KubernetesPlatform:
         except Exception as exc:  # noqa: BLE001 - any failure to talk is the finding
             return [f"cannot reach the cluster: {exc}"]
         problems += [f"scope node {n} is not on the cluster" for n in self.scope_nodes
+                     if n != "any" and not any(c in n for c in "*?[")
                      if n not in names]
         for namespace in self.scope.namespaces:
             if not problems and not self.cluster.list_pods(namespace, self.scope.selector):
