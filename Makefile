@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-kubernetes demo test unit integration bench gate lint schema clean
+.PHONY: setup setup-kubernetes image demo test unit integration bench gate lint lint-only schema clean
 
 setup: $(STAMP)
 	@.ci/install-system.sh
@@ -26,7 +26,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	@$(BIN)/python -m chaoskit.demo
 
-test: setup-kubernetes
+# The payment stack's container image, built offline (mmdebstrap base + wheels; cached).
+image: setup
+	@echo "image: $$(k8s/image/build.sh | tail -1)"
+
+test: setup-kubernetes image
+	@$(MAKE) --no-print-directory lint-only
 	@set +e; $(BIN)/pytest tests/unit tests/integration -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -39,8 +44,11 @@ bench: setup
 gate: setup
 	@$(BIN)/python -m chaoskit.demo --gate
 
-lint: setup
-	@$(BIN)/ruff check chaoskit tests
+lint: setup lint-only
+
+lint-only:
+	@echo "lint: ruff check chaoskit tests; mypy chaoskit"
+	@$(BIN)/ruff check -q chaoskit tests
 	@$(BIN)/mypy chaoskit
 
 schema: setup

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real servers chaoskit drives: idempotent, cached outside the repo.
-#   Debian packages: haproxy nginx-light wrk chromium prometheus iproute2 (as root)
+#   Debian packages: haproxy nginx-light wrk chromium prometheus iproute2 mariadb-server (as root)
+#   containers (without Recommends): podman with runc (Debian's crun refuses this machine's hybrid
+#   cgroups), netavark + aardvark-dns (networks with DNS by name; CNI plugins as the fallback),
+#   iptables (netavark's firewall), catatonit, uidmap, mmdebstrap (the stack image's base,
+#   k8s/image/build.sh), docker-compose (v1; verified against the Podman service's Docker API)
 #   toxiproxy-server v2.12.0 built with `go install` into ~/.cache/chaoskit/bin
 #   with --kubernetes: kustomize, and the test control plane (kube-apiserver, controller-manager,
 #   scheduler, etcd, kwok) built from our Go modules into ~/.cache/chaoskit/k8s-v*/ (cold:
@@ -11,28 +15,36 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${CHAOSKIT_CACHE:-$HOME/.cache/chaoskit}"
 BIN="$CACHE/bin"
 TOXIPROXY_VERSION="v2.12.0"
-DEBIAN_PACKAGES=(haproxy nginx-light wrk chromium prometheus iproute2)
+DEBIAN_PACKAGES=(haproxy nginx-light wrk chromium prometheus iproute2 mariadb-server)
+CONTAINER_PACKAGES=(podman runc conmon netavark aardvark-dns containernetworking-plugins iptables
+                    catatonit uidmap mmdebstrap docker-compose)
 
 missing_debian() {
   local missing=()
-  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   echo "${missing[@]:-}"
 }
 
+# install_debian LABEL [apt-get option...] -- PACKAGE...
 install_debian() {
-  local missing
-  missing="$(missing_debian)"
-  [ -z "$missing" ] && { echo "system: Debian packages present"; return; }
+  local label="$1" options=() missing
+  shift
+  while [ "$1" != -- ]; do options+=("$1"); shift; done
+  shift
+  missing="$(missing_debian "$@")"
+  [ -z "$missing" ] && { echo "system: Debian packages present ($label)"; return; }
   if [ "$(id -u)" != 0 ]; then
     echo "system: missing Debian packages: $missing" >&2
-    echo "  run as root: apt-get install -y $missing" >&2
+    echo "  run as root: apt-get install -y ${options[*]:-} $missing" >&2
     exit 1
   fi
   echo "system: installing $missing"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  # shellcheck disable=SC2086  # $missing is a list of package names
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    "${options[@]}" $missing >/dev/null
 }
 
 install_toxiproxy() {
@@ -57,7 +69,8 @@ install_kubernetes_tools() {
   GOMAXPROCS="${GOMAXPROCS:-2}" GO_BUILD_P="${GO_BUILD_P:-2}" "$ROOT/tests/k8s-control-plane/build.sh"
 }
 
-install_debian
+install_debian servers -- "${DEBIAN_PACKAGES[@]}"
+install_debian containers --no-install-recommends -- "${CONTAINER_PACKAGES[@]}"
 install_toxiproxy
 # The test control plane is for the test suite only (`make test`); the demo does not need it.
 if [ "${1:-}" = "--kubernetes" ]; then

@@ -1,0 +1,1 @@
+"""Containers driven through the Docker Engine API, served by Docker or by Podman."""
