@@ -6,6 +6,9 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.real",
+    "tests.fixtures.podman",
+    "tests.fixtures.mariadb",
+    "tests.otherpay.fixtures",
     "tests.fixtures.postgres",
     "tests.fixtures.toxiproxy",
     "tests.fixtures.nginx",
