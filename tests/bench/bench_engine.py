@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from chaoskit.journal import read_journal
 from chaoskit.engine.lease import LEASE_TTL
 from chaoskit.engine.run import RunOptions, run_experiment
+from chaoskit.journal import read_journal
 from chaoskit.spec.models import Experiment
 
 PROBE_INTERVAL = 0.1

@@ -13,8 +13,8 @@ import pytest
 
 from chaoskit.errors import PlatformError
 from chaoskit.faults.colocate import Colocate, ColocateConfig
-from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.lab import cgroups, offline
+from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.platforms.local.platform import LocalPlatform
 from tests.fixtures.lab import RunningLab
 from tests.fixtures.waiting import wait_for

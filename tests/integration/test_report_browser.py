@@ -11,8 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from chaoskit.cli import main as chaoskit_main
-from chaoskit.journal import read_journal, result
 from chaoskit.engine.run import RunOptions, run_experiment
+from chaoskit.journal import read_journal, result
 from chaoskit.spec.models import Experiment
 from tests.fixtures.real import require_real
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chaoskit.journal import JournalWriter, read_journal
 from chaoskit.errors import JournalError
+from chaoskit.journal import JournalWriter, read_journal
 from chaoskit.report.compare import compare_items, compare_journals
 from chaoskit.report.verdict import judge_item, samples_by_item
 from chaoskit.spec.models import Expectation

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from chaoskit.engine.guardrails import GuardrailWatch
-from chaoskit.journal import JournalWriter, outstanding_intents, read_journal
 from chaoskit.errors import JournalError
+from chaoskit.journal import JournalWriter, outstanding_intents, read_journal
 from chaoskit.report.expectations import aggregate
 from chaoskit.report.verdict import Precondition, judge, outcome
 from chaoskit.spec.conditions import parse_threshold
-from chaoskit.spec.units import parse_quantity
 from chaoskit.spec.models import Experiment, Guardrail
+from chaoskit.spec.units import parse_quantity
 
 
 @pytest.mark.parametrize("text, value", [("300ms", 0.3), ("99.9%", 0.999), ("200/s", 200.0),

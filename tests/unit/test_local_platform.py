@@ -12,8 +12,8 @@ import pytest
 
 from chaoskit.errors import PlatformError
 from chaoskit.lab import processes, state
-from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord
+from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.spec.models import ProxyDecl, Target
 
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeContext
 from chaoskit.exposition import Scrape, ScrapeWindow
+from chaoskit.probes.base import ProbeContext
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig, platform_targets
 
 Body = Callable[[int], str]  # scrape number (1, 2, ...) -> exposition text
