@@ -170,7 +170,7 @@ class Run:
 
     async def _drive_load(self, spec: LoadSpec | None = None,
                           stop: asyncio.Event | None = None) -> None:
-        from chaoskit.load.engine import drive  # imported late: heavy, and only when needed
+        from chaoskit.load.drive import drive  # imported late: heavy, and only when needed
 
         load = spec or self.experiment.load
         assert load is not None
@@ -187,7 +187,7 @@ class Run:
                                   pods: int) -> None:
         """The inject phase's load from an Indexed Job: each pod sends its share of the one
         schedule from its own machine; their merged report joins this journal."""
-        from chaoskit.load.engine import plan_for
+        from chaoskit.load.drive import plan_for
         from chaoskit.platforms.calls import blocking
 
         plan = plan_for(load, self._entry_url(load.target), seed=self.seed, ack_path=None)

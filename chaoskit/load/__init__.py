@@ -1,23 +1,8 @@
-"""Open-model load: shapes, the arrival schedule and the engine (`drive`) that sends it.
+"""Open-model load: shapes, the arrival schedule, and `drive.drive`, which sends it.
 
-`drive` and `LoadSummary` are imported lazily so a worker process starts without the spec models.
+    drive.py          the entry point: drive a LoadSpec against a base URL, summarize
+    fleet.py          the worker processes of one load run
+    worker_process.py one worker process (`python -m chaoskit.load.worker_process`)
+    open_model.py     the open-model loop inside a worker: send on schedule, record outcomes
+    schedule.py, curve.py, shapes.py, plan.py, requests.py, recorder.py, summary.py
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["LoadSummary", "drive", "rate_at"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "drive":
-        from chaoskit.load.engine import drive
-        return drive
-    if name == "LoadSummary":
-        from chaoskit.load.summary import LoadSummary
-        return LoadSummary
-    if name == "rate_at":
-        from chaoskit.load.shapes import rate_at
-        return rate_at
-    raise AttributeError(name)

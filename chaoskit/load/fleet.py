@@ -27,7 +27,7 @@ def _child_env() -> dict[str, str]:
 
 
 class WorkerFleet:
-    """N processes, each running `chaoskit.load.worker` with its share of the schedule."""
+    """N processes, each running `chaoskit.load.worker_process` with its share of the schedule."""
 
     def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
         self._procs = procs
@@ -40,7 +40,7 @@ class WorkerFleet:
         procs = []
         for _ in range(plan.workers):
             procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "chaoskit.load.worker", env=_child_env(),
+                sys.executable, "-m", "chaoskit.load.worker_process", env=_child_env(),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, limit=16 * 1024 * 1024))
         fleet = cls(procs)

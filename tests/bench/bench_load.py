@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from chaoskit.load.engine import drive
+from chaoskit.load.drive import drive
 from chaoskit.load.summary import LoadSummary
 from chaoskit.spec.load import LoadSpec
 from tests.fixtures.nginx import NginxStatic, run_nginx

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from chaoskit.engine.faultline import plan_faults
 from chaoskit.engine.lifecycle import build_driver
 from chaoskit.faults.scale import Scale, ScaleConfig
-from chaoskit.load.engine import plan_for
+from chaoskit.load.drive import plan_for
 from chaoskit.load.schedule import ArrivalSchedule
 from chaoskit.platforms.kubernetes.kube import KubeCluster, api_client
 from chaoskit.platforms.kubernetes.load_job import PLAN_ENV, index_shares, load_job

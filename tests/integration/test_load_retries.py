@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaoskit.load.engine import drive
+from chaoskit.load.drive import drive
 from chaoskit.spec.load import LoadSpec
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaoskit.load.engine import plan_for
+from chaoskit.load.drive import plan_for
 from chaoskit.load.plan import LoadPlan
 from chaoskit.load.schedule import ArrivalSchedule
 from chaoskit.platforms.kubernetes.load_job import (

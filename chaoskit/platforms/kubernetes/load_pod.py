@@ -21,7 +21,7 @@ from chaoskit.platforms.kubernetes.load_job import COUNTS, PLAN_ENV, REPORT_ENV,
 
 def run_share(plan: LoadPlan, start_at: float) -> dict[str, Any]:
     """Drive this pod's share through a local worker process; its final report."""
-    worker = subprocess.Popen([sys.executable, "-m", "chaoskit.load.worker"],
+    worker = subprocess.Popen([sys.executable, "-m", "chaoskit.load.worker_process"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert worker.stdin is not None and worker.stdout is not None
     worker.stdin.write(plan.to_json() + "\n")

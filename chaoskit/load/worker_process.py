@@ -1,4 +1,4 @@
-"""A load worker process: `python -m chaoskit.load.worker`, driven over stdin, reporting on stdout.
+"""A load worker process: `python -m chaoskit.load.worker_process`, driven over stdin.
 
 Protocol (one JSON object or word per line). Parent -> worker: the LoadPlan, then `go <t0>`
 (monotonic start time), optionally `stop`. Worker -> parent: `ready`, one `window` per 100 ms,
@@ -18,8 +18,8 @@ import time
 
 import uvloop
 
+from chaoskit.load.open_model import OpenModelRun
 from chaoskit.load.plan import LoadPlan
-from chaoskit.load.runner import OpenModelRun
 
 # Beyond the run, its timeout and this margin, a worker exits whatever happens (parent gone...).
 HARD_MARGIN = 10.0
