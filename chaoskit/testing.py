@@ -304,7 +304,8 @@ def platform_without(*abilities: type, name: str = "bare",
 class FakeFaultConfig(FaultConfig):
     signal: str | None = None
     value: float = 1.0
-    fail: Literal["inject", "revert", "revert-once", "audit"] | None = None
+    fail: Literal["inject", "revert", "revert-once", "revert-while-blocked", "audit"] | None = (
+        None)
     inject_delay: Duration = 0.0
     revert_delay: Duration = 0.0
 
@@ -351,7 +352,9 @@ class FakeFault:
     async def revert(self, intent: Intent) -> dict[str, Any]:
         await asyncio.sleep(intent["revert_delay"])
         attempts = self.platform.bump(f"revert-{intent['fault']}")
-        if intent["fail"] == "revert" or (intent["fail"] == "revert-once" and attempts == 1):
+        blocked = (self.platform.state_dir / "block-revert").exists()
+        if (intent["fail"] == "revert" or (intent["fail"] == "revert-once" and attempts == 1)
+                or (intent["fail"] == "revert-while-blocked" and blocked)):
             raise FaultError(f"fake fault {intent['fault']} failed to revert (as asked)")
         self._marker(intent).unlink(missing_ok=True)
         if intent["signal"]:
@@ -369,6 +372,7 @@ class FakeProbeConfig(ProbeConfig):
     signal: str
     default: float = 0.0
     fail: bool = False
+    no_data: bool = False  # the probe has nothing to measure (no flow fell due, say)
 
 
 class FakeProbe:
@@ -382,9 +386,11 @@ class FakeProbe:
         self.config = config
         self.platform: FakePlatform = context.platform
 
-    async def sample(self) -> float:
+    async def sample(self) -> float | None:
         if self.config.fail:
             raise ProbeError(f"fake probe on '{self.config.signal}' failed (as asked)")
+        if self.config.no_data:
+            return None
         value = self.platform.signal(self.config.signal)
         return self.config.default if value is None else value
 

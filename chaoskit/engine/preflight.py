@@ -43,14 +43,22 @@ async def check(experiment: Experiment, platform: Platform, planned: list[Planne
     return problems, keys
 
 
+def check_caps(experiment: Experiment, source: str, seed: int) -> None:
+    """SpecError (bad input, nothing started) when the load is over its caps."""
+    load = experiment.load
+    if load is None:
+        return
+    caps = cap_problems(load, curve_of(load, seed).peak_rate(), source)
+    if caps:
+        raise SpecError(caps)
+
+
 def load_problems(experiment: Experiment, platform: Platform, source: str,
                   seed: int) -> list[str]:
     load = experiment.load
     if load is None:
         return []
-    caps = cap_problems(load, curve_of(load, seed).peak_rate(), source)
-    if caps:
-        raise SpecError(caps)
+    check_caps(experiment, source, seed)
     entry = entry_url(experiment, platform, load.target)
     if entry is None:
         return ["the load has no target: set target.entry (the platform offers no entry)"]

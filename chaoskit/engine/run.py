@@ -250,6 +250,7 @@ class Run:
                            platform=self.platform.describe(), lease=str(self.lease_path))
 
     async def execute(self) -> RunResult:
+        preflight.check_caps(self.experiment, self.source, self.seed)  # bad input: no run at all
         self.platform = platform_for(self.experiment.target)
         if isinstance(self.platform, RunBinding):  # it marks what it changes with our id
             self.platform.bind_run(self.run_id)

@@ -82,6 +82,8 @@ class JournalWriter:
                 self._file.write(line)
                 if durable:
                     self._sync(self._file)
+                else:  # readers (the watchdog, a live tail, reports) see every record at once
+                    self._file.flush()
                 return True
             except OSError as exc:
                 self._degrade(exc)

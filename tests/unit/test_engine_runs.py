@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,71 +12,12 @@ from pathlib import Path
 import pytest
 
 from chaoskit.engine.lease import LEASE_TTL
-
-EXPERIMENT = """\
-apiVersion: chaoskit/v1
-kind: Experiment
-metadata: {{name: {name}}}
-target: {{platform: fake, lab: {state}{scope}}}
-phases: {{baseline: {baseline}, recover: 500ms}}
-faults:
-  - {{name: f1, type: fake, start: 200ms, duration: {duration}, signal: err, value: {value}{extra}}}
-hypothesis:
-  - {{name: errors-low, probe: {{type: fake, signal: err, interval: 100ms}}, expect: "<= 0.5"}}
-guardrails:
-  - {{name: errors-high, probe: {{type: fake, signal: err, interval: 100ms}}, abort_when: "> 0.9"}}
-"""
-
-
-class Lab:
-    """A fake-platform experiment in a tmp dir and the `chaoskit run` that drives it."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.state = tmp / "state"
-
-    def write(self, name: str = "t", duration: str = "800ms", value: float = 0.3,
-              extra: str = "", scope: str = "", baseline: str = "300ms") -> Path:
-        path = self.tmp / f"{name}.yaml"
-        path.write_text(EXPERIMENT.format(name=name, state=self.state, duration=duration,
-                                          value=value, extra=extra, scope=scope,
-                                          baseline=baseline))
-        return path
-
-    def command(self, path: Path, *args: str) -> list[str]:
-        return [sys.executable, "-m", "chaoskit.cli", "run", str(path), "--display", "plain",
-                "--no-report", "--out", str(self.tmp / "runs"), *args]
-
-    def run(self, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(path, *args), capture_output=True, text=True,
-                              timeout=60, cwd=self.tmp)
-
-    def start(self, path: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.command(path), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, cwd=self.tmp)
-
-    def applied(self) -> list[str]:
-        faults = self.state / "faults"
-        return sorted(p.name for p in faults.iterdir()) if faults.exists() else []
-
-    def journal(self) -> list[dict]:
-        (path,) = (self.tmp / "runs").glob("*/journal.jsonl")
-        return [json.loads(line) for line in path.read_text().splitlines()]
-
-    def wait_applied(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.applied():
-            assert time.monotonic() < deadline, "the fault was never applied"
-            time.sleep(0.02)
+from tests.fixtures.fake_runs import Lab, kinds
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
     return Lab(tmp_path)
-
-
-def kinds(journal: list[dict]) -> list[str]:
-    return [r["kind"] for r in journal]
 
 
 def test_a_healthy_run_holds_exits_0_and_reverts(lab: Lab) -> None:

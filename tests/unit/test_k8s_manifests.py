@@ -381,12 +381,23 @@ def containerfile() -> list[tuple[str, str]]:
 
 def test_the_containerfile_builds_the_package_and_runs_the_stack_module() -> None:
     steps = containerfile()
-    assert steps[0] == ("FROM", "python:3.11-slim")
-    assert ("ENTRYPOINT", '["python", "-m", "chaoskit.stack"]') in steps
-    assert any(op == "RUN" and arg.startswith("pip install .") for op, arg in steps)
-    copied = [arg.split()[:-1] for op, arg in steps if op == "COPY"]
+    assert steps[0] == ("FROM", "python:3.11-slim-bookworm AS venv")
+    entrypoint = '["/opt/chaoskit/bin/python", "-m", "chaoskit.stack"]'
+    assert ("ENTRYPOINT", entrypoint) in steps
+    assert "/opt/chaoskit/bin/pip install --quiet ." in (K8S / "Containerfile").read_text()
+    copied = [arg.split()[:-1] for op, arg in steps if op == "COPY" and "--from" not in arg]
     for source in (s for sources in copied for s in sources):
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_the_offline_build_and_the_containerfile_make_the_same_image() -> None:
+    """The tested offline build (k8s/image) and k8s/Containerfile keep one entrypoint, venv
+    and user, so what the lab runs is what k8s/ deploys."""
+    offline = (K8S / "image" / "Containerfile").read_text()
+    registry = (K8S / "Containerfile").read_text()
+    for shared in ('ENTRYPOINT ["/opt/chaoskit/bin/python", "-m", "chaoskit.stack"]',
+                   "USER 10001:10001", "/opt/chaoskit"):
+        assert shared in offline and shared in registry
 
 
 def test_the_image_user_is_the_one_the_manifests_run_as(docs: list[Doc]) -> None:
