@@ -140,9 +140,10 @@ def chaoskit_inject() -> Callable[..., contextlib.AbstractContextManager[dict[st
 
 
 @pytest.fixture
-def chaoskit_probe() -> Callable[..., float]:
-    """`chaoskit_probe("schedule", platform, flow="refund", measure="on_time_ratio")` -> value."""
-    def sample(probe_type: str, platform: Any, **options: Any) -> float:
+def chaoskit_probe() -> Callable[..., float | None]:
+    """`chaoskit_probe("schedule", platform, flow="refund", measure="on_time_ratio")` -> value
+    (None when the probe had nothing to measure)."""
+    def sample(probe_type: str, platform: Any, **options: Any) -> float | None:
         from chaoskit.engine.sampling import build_probe
         from chaoskit.probes.base import ProbeContext, read_once
         from chaoskit.spec.models import ProbeRef

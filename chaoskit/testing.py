@@ -373,6 +373,7 @@ class FakeProbeConfig(ProbeConfig):
     default: float = 0.0
     fail: bool = False
     no_data: bool = False  # the probe has nothing to measure (no flow fell due, say)
+    unit: str = ""
 
 
 class FakeProbe:
@@ -393,6 +394,9 @@ class FakeProbe:
             return None
         value = self.platform.signal(self.config.signal)
         return self.config.default if value is None else value
+
+    def unit(self) -> str:
+        return self.config.unit
 
     async def close(self) -> None:
         return None

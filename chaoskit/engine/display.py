@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chaoskit.journal import Record
+from chaoskit.report.values import format_value
 from chaoskit.spec.models import Experiment
 
 PLAIN_SAMPLE_EVERY = 5.0  # seconds between probe summaries in plain mode
@@ -36,6 +37,7 @@ class RunView:
         self.active: dict[str, str] = {}
         self.values: dict[str, float | None] = {}
         self.load: dict[str, Any] = {}
+        self.units: dict[str, str] = {}
         self.started = time.monotonic()
 
     def fold(self, record: Record) -> None:
@@ -51,6 +53,15 @@ class RunView:
             self.values[record["name"]] = record["value"]
         elif kind == "load":
             self.load = record
+        elif kind == "probes":
+            self.units = {n: str(i.get("unit", "")) for n, i in record["items"].items()}
+
+    def shown(self, name: str) -> str:
+        """The latest value of a probe in its unit ('no data' when it had nothing to measure)."""
+        if name not in self.values:
+            return "-"
+        value = self.values[name]
+        return "no data" if value is None else format_value(value, self.units.get(name, ""))
 
     def planned_seconds(self) -> float:
         p = self.experiment.phases
@@ -81,6 +92,7 @@ def describe(record: Record) -> str | None:
         "event": lambda r: r["message"],
         "audit": lambda r: "residue audit: " + ("clean" if r["clean"] else f"RESIDUE {r}"),
         "result": lambda r: f"result: {r['status']} (exit {r['exit_code']})",
+        "guardrail-blind": lambda r: f"guardrail {r['name']} cannot see: {r['error']}",
     }
     render = lines.get(kind)
     return f"{t} {render(record)}" if render else None
@@ -101,8 +113,7 @@ class PlainDisplay:
             print(line, file=self.stream, flush=True)
         elif record["kind"] == "sample" and self.view.t - self._last_summary >= PLAIN_SAMPLE_EVERY:
             self._last_summary = self.view.t
-            values = ", ".join(f"{k}={'no data' if v is None else format(v, '.4g')}"
-                               for k, v in sorted(self.view.values.items()))
+            values = ", ".join(f"{k}={self.view.shown(k)}" for k in sorted(self.view.values))
             print(f"[{self.view.t:7.2f}s]   probes: {values}", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -139,8 +150,7 @@ class LiveDisplay:
         table.add_column("latest", justify="right")
         table.add_column("expectation")
         for name, expect in v.expect.items():
-            value = v.values.get(name)
-            table.add_row(name, "-" if value is None else f"{value:.4g}", expect)
+            table.add_row(name, v.shown(name), expect)
         parts: list[Any] = [head, faults, table]
         if v.load:
             parts.append(Text(f"load: sent {v.load.get('sent', 0)}/100ms  "

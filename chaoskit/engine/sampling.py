@@ -64,6 +64,12 @@ class SamplingLoop:
         self.on_trip = on_trip
         self._tasks: list[asyncio.Task[None]] = []
 
+    def describe(self) -> None:
+        """Journal what each sampler measures and in which unit (reports format with it)."""
+        self.journal.write(Kind.PROBES, items={
+            s.name: {"role": s.role, "type": s.ref.type, "unit": s.probe.unit()}
+            for s in self.samplers})
+
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(s), name=f"sample-{s.name}")
                        for s in self.samplers]

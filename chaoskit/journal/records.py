@@ -18,6 +18,7 @@ first: its name, a line saying what it records, and (for the kinds code reads ba
     abort           the run is stopped early: by a guardrail, a signal, an error or a recovery
     guardrail       a guardrail tripped: its value and condition
     guardrail-blind a guardrail could not be read several times in a row
+    probes          what each hypothesis item and guardrail measures, and in which unit
     sample          one probe sample (value, or null with `no_data` when the window was empty)
     probe-error     a probe could not be read this time
     load            one 100 ms window of the load engine (merged across its workers)
@@ -50,6 +51,7 @@ class Kind(StrEnum):
     ABORT = "abort"
     GUARDRAIL = "guardrail"
     GUARDRAIL_BLIND = "guardrail-blind"
+    PROBES = "probes"
     SAMPLE = "sample"
     PROBE_ERROR = "probe-error"
     LOAD = "load"

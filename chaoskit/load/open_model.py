@@ -203,13 +203,14 @@ class OpenModelRun:
         """
         due = self._book.due(t)
         due.intended[flow] += 1
-        if behind:
-            due.behind += 1
         if self._in_flight >= self.plan.max_in_flight:
             due.dropped[flow] += 1
-            due.capped += 1
+            due.capped[flow] += 1
+            due.behind += 1
             due.latency.add(self.plan.timeout)  # never sent, never answered: at least this
             return
+        if behind:
+            due.behind += 1
         self._in_flight += 1
         if self._idle:
             self._write(self._idle.pop(), t, k, flow, None)

@@ -114,8 +114,10 @@ class Tally:
         self.errors = [0] * flows
         self.dropped = [0] * flows
         self.late = 0  # sent later than late_after after the intended time, for any reason
-        self.behind = 0  # of those, due while the engine itself was behind its schedule
-        self.capped = 0  # dropped unsent: the in-flight cap was reached
+        # arrivals chaoskit itself did not send on time: reached late (its CPU was short) or
+        # dropped at its in-flight cap. Its own shortfall, never the system's.
+        self.behind = 0
+        self.capped = [0] * flows  # of the dropped: never sent, the in-flight cap was reached
         self.timeouts = 0
         self.retries = 0  # resends of a failed request with its key (not new arrivals)
         self.latency = BucketCounts()
@@ -124,7 +126,7 @@ class Tally:
         """The JSON-able report of this window sent to the parent process."""
         return {"type": "window", "w": window, "intended": self.intended, "sent": self.sent,
                 "ok": self.ok, "errors": self.errors, "dropped": self.dropped,
-                "late": self.late, "behind": self.behind, "capped": self.capped,
+                "capped": self.capped, "late": self.late, "behind": self.behind,
                 "timeouts": self.timeouts, "retries": self.retries,
                 "latency": self.latency.pairs()}
 

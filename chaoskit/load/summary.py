@@ -11,7 +11,7 @@ from hdrh.histogram import HdrHistogram
 from chaoskit.load.plan import WINDOW
 from chaoskit.load.recorder import fill, highest_at_index, new_histogram, percentiles_us
 
-_COUNTS = ("intended", "sent", "ok", "errors", "dropped")
+_COUNTS = ("intended", "sent", "ok", "errors", "dropped", "capped")
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
 
@@ -47,8 +47,8 @@ class LoadSummary:
     ok: int
     errors: int
     late: int
-    behind: int  # arrivals the engine reached late: its own shortfall, not the system's
-    capped: int  # arrivals dropped unsent at the in-flight cap
+    behind: int  # arrivals chaoskit did not send on time: its own shortfall, not the system's
+    capped: int  # of those, dropped unsent at the in-flight cap
     dropped: int
     timeouts: int
     refunds_as_payments: int
@@ -67,7 +67,7 @@ class LoadSummary:
 
     def shortfall(self) -> int:
         """Arrivals chaoskit itself did not send on time (behind its schedule, or capped)."""
-        return self.behind + self.capped
+        return self.behind
 
     def achieved_rate(self) -> float:
         return self.sent / self.run_seconds if self.run_seconds else 0.0
@@ -119,7 +119,7 @@ class WindowMerger:
         window: dict[str, Any] = {"t": round((w + 1) * WINDOW, 6)}
         for name in _COUNTS:
             window[name] = sum(f[name] for f in by_flow.values())
-        for name in ("late", "behind", "capped", "timeouts"):
+        for name in ("late", "behind", "timeouts"):
             window[name] = sum(r.get(name, 0) for r in reports)
         window["retries"] = sum(r.get("retries", 0) for r in reports)
         lat = latency_ms(merged_counts([r["latency"] for r in reports]))
@@ -132,7 +132,7 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
     """The run's summary from the merged series and each worker's final report."""
     series = merger.series
     totals = {name: sum(w.get(name, 0) for w in series)
-              for name in (*_COUNTS, "late", "behind", "capped", "timeouts")}
+              for name in (*_COUNTS, "late", "behind", "timeouts")}
     flows = series[0]["by_flow"].keys() if series else []
     by_flow = {f: {n: sum(w["by_flow"][f][n] for w in series) for n in _COUNTS} for f in flows}
     latency = merged_counts([d["latency"] for d in done])

@@ -25,12 +25,14 @@ class ProbeContext:
     load_windows: Any = None  # deque of (monotonic time, load window dict) while load runs
 
 
-def read_once(probe: Probe) -> float:
-    """Take one sample outside a run (tests, notebooks, the chaoskit_probe fixture), then close."""
+def read_once(probe: Probe) -> float | None:
+    """Take one sample outside a run (tests, notebooks, the chaoskit_probe fixture), then
+    close; None when the probe had nothing to measure."""
 
-    async def once() -> float:
+    async def once() -> float | None:
         try:
-            return float(await probe.sample())
+            value = await probe.sample()
+            return None if value is None else float(value)
         finally:
             await probe.close()
     return asyncio.run(once())
@@ -44,6 +46,26 @@ class Probe(Protocol):
 
     def __init__(self, config: ProbeConfig, context: ProbeContext) -> None: ...
 
-    async def sample(self) -> float: ...
+    async def sample(self) -> float | None:
+        """One number; None when there was nothing to measure (not evidence either way)."""
+        ...
+
+    def unit(self) -> str:
+        """What the number is in: s, ratio, count, rows, rate, amount, bytes, cores or ''
+        (report.values formats it for readers)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+UNIT_FIELD_HELP = ("how to show the values: s, ratio, count, rows, rate, amount, bytes, cores "
+                   "(default: from the metric's name)")
+
+
+def unit_from_name(metric: str) -> str:
+    """The Prometheus naming conventions: *_seconds, *_bytes, *_ratio, *_total."""
+    for suffix, unit in (("_seconds", "s"), ("_bytes", "bytes"), ("_ratio", "ratio"),
+                         ("_total", "count")):
+        if metric.removesuffix("_bucket").endswith(suffix):
+            return unit
+    return ""

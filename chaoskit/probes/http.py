@@ -50,6 +50,9 @@ class HttpProbe:
         self.config = config
         self._client: httpx.AsyncClient | None = None
 
+    def unit(self) -> str:
+        return {"latency": "s", "ok": "count"}.get(self.config.measure, "")
+
     async def sample(self) -> float:
         started = time.perf_counter()
         try:

@@ -153,5 +153,8 @@ class LedgerProbe:
             await self.source.close()
             raise self.source.failure(exc) from None
 
+    def unit(self) -> str:
+        return "amount" if self.config.measure == "imbalance" else "count"
+
     async def close(self) -> None:
         await self.source.close()

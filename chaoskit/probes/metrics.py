@@ -21,7 +21,7 @@ from chaoskit import exposition
 from chaoskit.errors import ProbeError
 from chaoskit.exposition import Scrape, ScrapeWindow
 from chaoskit.platforms.abilities import MetricsTargets
-from chaoskit.probes.base import ProbeConfig, ProbeContext
+from chaoskit.probes.base import UNIT_FIELD_HELP, ProbeConfig, ProbeContext, unit_from_name
 from chaoskit.probes.quantile import bucket_quantile
 from chaoskit.spec.units import PositiveDuration
 
@@ -40,6 +40,7 @@ class MetricsProbeConfig(ProbeConfig):
     timeout: PositiveDuration = 2.0
     when_empty: float | None = Field(
         default=None, description="value when the window has no data (default: a probe error)")
+    unit: str | None = Field(default=None, description=UNIT_FIELD_HELP)
 
     @model_validator(mode="after")
     def _ratio_needs_denominator(self) -> MetricsProbeConfig:
@@ -91,6 +92,17 @@ class MetricsProbe:
         scrape = await exposition.scrape_targets(self._client, self.targets)
         self.history.add(scrape)
         return scrape
+
+    def unit(self) -> str:
+        c = self.config
+        if c.unit is not None:
+            return c.unit
+        if c.measure == "ratio":
+            return "ratio"
+        named = unit_from_name(c.metric)
+        if c.measure == "rate":
+            return "rate" if named in ("count", "") else ""
+        return named
 
     async def sample(self) -> float:
         scrape = await self._scrape()

@@ -11,6 +11,7 @@ to one number by `reduce`.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -21,12 +22,16 @@ from pydantic import Field
 
 from chaoskit.errors import ProbeError
 from chaoskit.platforms.abilities import PrometheusAddress
-from chaoskit.probes.base import ProbeConfig, ProbeContext
+from chaoskit.probes.base import UNIT_FIELD_HELP, ProbeConfig, ProbeContext, unit_from_name
 from chaoskit.spec.units import PositiveDuration
 
 REDUCE: dict[str, Callable[[list[float]], float]] = {
     "last": lambda v: v[-1], "max": max, "min": min, "mean": statistics.fmean}
 MAX_POINTS = 250  # default step keeps a range query to about this many points
+
+
+_FUNCTIONS = {"histogram_quantile", "sum_over_time", "avg_over_time", "max_over_time",
+              "min_over_time", "count_over_time", "label_replace", "quantile_over_time"}
 
 
 class PrometheusProbeConfig(ProbeConfig):
@@ -38,6 +43,7 @@ class PrometheusProbeConfig(ProbeConfig):
     timeout: PositiveDuration = 5.0
     when_empty: float | None = Field(
         default=None, description="value when the query has no data (default: a probe error)")
+    unit: str | None = Field(default=None, description=UNIT_FIELD_HELP)
 
 
 def _default_url(platform: object) -> str | None:
@@ -60,6 +66,18 @@ class PrometheusProbe:
                                   "probe to scrape services directly")
         self.url = url.rstrip("/")
         self._client: httpx.AsyncClient | None = None
+
+    def unit(self) -> str:
+        """As configured, else from the first metric name in the query (histogram_quantile
+        of *_seconds_bucket reads as seconds, a rate of *_total as a rate)."""
+        if self.config.unit is not None:
+            return self.config.unit
+        names = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?=\s*[{\[(])", self.config.query)
+        metrics = [n for n in names if "_" in n and n not in _FUNCTIONS]
+        named = unit_from_name(metrics[0]) if metrics else ""
+        if named == "count" and re.search(r"\b(i?rate)\(", self.config.query):
+            return "rate"
+        return named
 
     async def sample(self) -> float:
         if self.config.range is None:

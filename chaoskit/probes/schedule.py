@@ -113,6 +113,12 @@ class ScheduleProbe:
         return await self.source.row(query, {
             "window": window, "since": self.started, "here": datetime.now(UTC)})
 
+    def unit(self) -> str:
+        measure = self.config.measure
+        if measure.startswith("lag_"):
+            return "s"
+        return "ratio" if measure == "on_time_ratio" else "count"
+
     async def close(self) -> None:
         await self.source.close()
 

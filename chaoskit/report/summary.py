@@ -12,13 +12,27 @@ from rich.markup import escape
 from rich.table import Table
 
 from chaoskit.journal import Record, header, result
+from chaoskit.report.values import format_value
 
 STATUS_STYLE = {"held": "bold green", "failed": "bold red", "aborted": "bold yellow",
-                "error": "bold red", "interrupted": "bold yellow", "crashed": "bold red"}
+                "error": "bold red", "interrupted": "bold yellow", "crashed": "bold red",
+                "inconclusive": "bold yellow", "invalid": "bold red"}
+# an item's verdict in a phase, as the table shows it
+MARKS = {"held": "[green]held[/]", "failed": "[red]FAILED[/]",
+         "inconclusive": "[yellow]INCONCLUSIVE[/]", "not-judged": "[dim]not judged[/]"}
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def status_of(v: dict[str, Any]) -> str:
+    """The item's status (journals written before statuses: from `held`)."""
+    return str(v.get("status") or ("held" if v.get("held") else "failed"))
+
+
+def value(v: dict[str, Any], key: str) -> str:
+    return format_value(v.get(key), str(v.get("unit", "")))
 
 
 def verdict_table(records: list[Record]) -> Table:
@@ -26,15 +40,15 @@ def verdict_table(records: list[Record]) -> Table:
     table = Table(title=f"{header(records).get('experiment')}: "
                         f"{closing.get('status', 'unfinished').upper()}", title_justify="left")
     for column, justify in (("hypothesis", "left"), ("phase", "left"), ("expect", "left"),
-                            ("observed", "right"), ("threshold", "right"), ("n", "right"),
+                            ("observed", "right"), ("limit", "right"), ("n", "right"),
                             ("verdict", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for number, v in enumerate(closing.get("verdicts", []), 1):
-        mark = "[green]held[/]" if v["held"] else "[red]FAILED[/]"
+        mark = MARKS.get(status_of(v), status_of(v))
         note = f" [dim]({number})[/]" if v.get("note") else ""
         expect = f"{v['aggregate']} {v['expect']}"
-        table.add_row(v["item"], v["phase"], expect, _fmt(v["observed"]), _fmt(v["threshold"]),
-                      str(v["samples"]), mark + note)
+        table.add_row(v["item"], v["phase"], expect, value(v, "observed"),
+                      value(v, "threshold"), str(v["samples"]), mark + note)
     return table
 
 
@@ -43,6 +57,12 @@ def verdict_notes(records: list[Record]) -> list[str]:
     verdicts = (result(records) or {}).get("verdicts", [])
     return [f"({n}) {v['item']} [{v['phase']}]: {v['note']}"
             for n, v in enumerate(verdicts, 1) if v.get("note")]
+
+
+def precondition_lines(records: list[Record]) -> list[str]:
+    """What the run had to achieve for its verdict to mean anything, when it did not."""
+    return [f"precondition {p['name']} NOT MET: {p['detail']}"
+            for p in (result(records) or {}).get("preconditions") or [] if not p.get("met")]
 
 
 def wide_console() -> Console:
@@ -57,6 +77,8 @@ def print_summary(records: list[Record], console: Console | None = None) -> None
     console.print(verdict_table(records))
     for note in verdict_notes(records):
         console.print(f"  [dim]{escape(note)}[/]")
+    for line in precondition_lines(records):
+        console.print(f"  [yellow]{escape(line)}[/]")
     status = closing.get("status", "unfinished")
     line = f"[{STATUS_STYLE.get(status, 'bold')}]{status}[/] (exit {closing.get('exit_code', '?')})"
     abort = closing.get("abort")
@@ -131,20 +153,28 @@ def stats_text(stats: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+HTML_MARK = {"held": "held", "failed": "FAILED", "inconclusive": "INCONCLUSIVE",
+             "not-judged": "not judged"}
+HTML_CLASS = {"held": "ok", "failed": "bad", "inconclusive": "warn", "not-judged": "dim"}
+
+
 def html_verdicts(records: list[Record]) -> str:
     """The verdict table's rows: item, phase, expectation, observed, threshold, verdict, stats."""
     rows = []
     for v in (result(records) or {}).get("verdicts", []):
-        mark = '<span class="ok">held</span>' if v["held"] else '<span class="bad">FAILED</span>'
+        status = status_of(v)
+        mark = f'<span class="{HTML_CLASS.get(status, "bad")}">{_e(HTML_MARK.get(status))}</span>'
         note = f'<div class="note">{_e(v["note"])}</div>' if v.get("note") else ""
+        judged = (f'<div class="note">judged: {_e(v["judged_by"])}</div>'
+                  if v.get("judged_by") else "")
         rows.append(
-            f'<tr class="verdict {"held" if v["held"] else "failed"}" data-item="{_e(v["item"])}">'
+            f'<tr class="verdict {_e(status)}" data-item="{_e(v["item"])}">'
             f"<td>{_e(v['item'])}</td><td>{_e(v['phase'])}</td>"
             f"<td><code>{_e(v['aggregate'])} {_e(v['expect'])}</code></td>"
-            f'<td class="num">{_fmt(v.get("observed"))}</td>'
-            f'<td class="num">{_fmt(v.get("threshold"))}</td>'
-            f'<td class="num">{_fmt(v.get("baseline"))}</td>'
-            f'<td class="num">{_e(v.get("samples"))}</td><td>{mark}{note}</td>'
+            f'<td class="num">{_e(value(v, "observed"))}</td>'
+            f'<td class="num">{_e(value(v, "threshold"))}</td>'
+            f'<td class="num">{_e(value(v, "baseline"))}</td>'
+            f'<td class="num">{_e(v.get("samples"))}</td><td>{mark}{note}{judged}</td>'
             f'<td class="stats">{_e(stats_text(v.get("stats") or {}))}</td></tr>')
     if not rows:
         rows.append('<tr><td colspan="9">no verdicts: the run did not finish</td></tr>')

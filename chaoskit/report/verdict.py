@@ -46,6 +46,7 @@ class ItemVerdict:
     samples: int = 0  # samples with evidence
     no_data: int = 0  # samples that said "nothing to measure"
     status: str = FAILED
+    unit: str = ""  # of observed, threshold and baseline (report.values formats them)
     note: str = ""
     judged_by: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
@@ -153,11 +154,22 @@ def _judge_against_baseline(item: Expectation, threshold: Threshold, base: list[
         verdict.note = f"within noise: not conclusive at {item.confidence:.0%}"
 
 
+def units(records: list[Record]) -> dict[str, str]:
+    """Item -> the unit its probe measures in (from the run's `probes` record)."""
+    described = next((r for r in records if r["kind"] == Kind.PROBES), {})
+    return {name: str(info.get("unit", "")) for name, info in
+            (described.get("items") or {}).items()}
+
+
 def judge(experiment: Experiment, records: list[Record]) -> list[ItemVerdict]:
     series = samples_by_item(records)
     entered = {r["phase"] for r in records if r["kind"] == Kind.PHASE}
-    return [judge_item(item, phase, series, reached=PHASE_OF[phase] in entered)
-            for item in experiment.hypothesis for phase in item.phases]
+    unit_of = units(records)
+    judged = [judge_item(item, phase, series, reached=PHASE_OF[phase] in entered)
+              for item in experiment.hypothesis for phase in item.phases]
+    for verdict in judged:
+        verdict.unit = unit_of.get(verdict.item, "")
+    return judged
 
 
 @dataclass(frozen=True)
@@ -176,16 +188,18 @@ class Precondition:
 def outcome(verdicts: list[ItemVerdict], aborted_by_guardrail: bool, error: str | None,
             audit_clean: bool, preconditions: list[Precondition] | None = None
             ) -> tuple[str, int]:
-    """(status, exit code): error beats abort beats failure beats inconclusive; residue is an
-    error."""
+    """(status, exit code). Worst first: an error (residue is one), a guardrail abort, an
+    unmet precondition (the run did not test what it declared: its failures may be chaoskit's
+    own, its passes prove nothing), a failed item, an item without evidence, held."""
     if error or not audit_clean:
         return "error", EXIT_ERROR
     if aborted_by_guardrail:
         return "aborted", EXIT_ABORTED
+    if any(not p.met for p in preconditions or []):
+        return INCONCLUSIVE, EXIT_INCONCLUSIVE
     judged = [v for v in verdicts if v.status != NOT_JUDGED]
     if any(v.status == FAILED for v in judged):
         return FAILED, EXIT_FAILED
-    unmet = [p for p in preconditions or [] if not p.met]
-    if unmet or any(v.status == INCONCLUSIVE for v in judged):
+    if any(v.status == INCONCLUSIVE for v in judged):
         return INCONCLUSIVE, EXIT_INCONCLUSIVE
     return HELD, EXIT_HELD

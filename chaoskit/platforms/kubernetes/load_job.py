@@ -20,7 +20,7 @@ START_ENV = "CHAOSKIT_LOAD_START"   # wall-clock epoch seconds every pod starts 
 REPORT_ENV = "CHAOSKIT_LOAD_REPORT"  # ConfigMap name prefix for the pods' reports
 LOAD_JOB = "chaoskit.io/load-job"    # label on the Job, its pods and their report ConfigMaps
 REPORT_KEY = "report.json"
-COUNTS = ("intended", "sent", "ok", "errors", "dropped")  # summed over a pod's windows
+COUNTS = ("intended", "sent", "ok", "errors", "dropped", "capped")  # per flow, summed
 
 
 def index_shares(total: int, workers: int) -> list[int]:
