@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.podman",
     "tests.fixtures.mariadb",
     "tests.otherpay.fixtures",
+    "tests.compose.fixtures",
     "tests.fixtures.postgres",
     "tests.fixtures.toxiproxy",
     "tests.fixtures.nginx",
