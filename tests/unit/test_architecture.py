@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "chaoskit"
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("chaoskit.errors", "chaoskit.toolchain")),
     (1, ("chaoskit.registry", "chaoskit.journal", "chaoskit.exposition", "chaoskit.spec",
-         "chaoskit.toxiproxy")),
+         "chaoskit.toxiproxy", "chaoskit.schedules", "chaoskit.history", "chaoskit.notify")),
     (2, ("chaoskit.load", "chaoskit.stack", "chaoskit.platforms.abilities",
          "chaoskit.platforms.calls")),
     (3, ("chaoskit.platforms", "chaoskit.lab")),
