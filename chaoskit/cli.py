@@ -105,7 +105,7 @@ def _dry_run(experiment: Any, seed: int | None, source: str) -> int:
     seed = seed if seed is not None else secrets.randbelow(2**31)
     platform = platform_for(experiment.target)
     run = f"dry-run-{secrets.token_hex(3)}"
-    planned = plan_faults(experiment, platform, random.Random(seed), run)
+    planned = asyncio.run(plan_faults(experiment, platform, random.Random(seed), run))
     print(render(experiment, planned, seed))
     problems, _ = asyncio.run(preflight.check(experiment, platform, planned, run, source, seed))
     for problem in problems:

@@ -132,11 +132,21 @@ class FakePlatform:
 
     def node_for_role(self, role: str) -> str:
         """The node a role is on: `move_role` sets it (a leader elected elsewhere, say)."""
-        path = self.state_dir / "roles" / role
+        path = self.state_dir / "roles" / role.replace("/", "%")
         return path.read_text() if path.exists() else self.nodes()[0].name
 
     def move_role(self, role: str, node: str) -> None:
-        (self.state_dir / "roles" / role).write_text(node)
+        (self.state_dir / "roles" / role.replace("/", "%")).write_text(node)
+
+    def nodes_of_pods(self, selector: str) -> list[str]:
+        """The node `move_role(selector, node)` put the selector's pods on."""
+        return [self.node_for_role(selector)]
+
+    def lease_holder_node(self, namespace: str, name: str) -> str:
+        return self.node_for_role(f"lease:{namespace}/{name}")
+
+    def node_of_pod(self, pod: str) -> str:
+        return self.node_for_role(f"pod:{pod}")
 
     # -- node operations -------------------------------------------------------------------
     def node_loss_modes(self) -> dict[str, str | None]:

@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 
 from chaoskit.engine.lifecycle import FaultLifecycle, build_driver, driver_class, plan_intent
+from chaoskit.engine.roles import declared_target
 from chaoskit.engine.timeline import PlannedFault, fault_window
 from chaoskit.errors import FaultError
 from chaoskit.journal import Intent, Kind
 from chaoskit.platforms.abilities import Platform
 from chaoskit.spec.models import Experiment
+from chaoskit.spec.system import SystemSpec
 
 INJECT_SETTLE_TIMEOUT = 95.0  # how long the final rollback waits for an apply still running
 
@@ -27,16 +29,19 @@ INJECT_SETTLE_TIMEOUT = 95.0  # how long the final rollback waits for an apply s
 Admission = Callable[[PlannedFault, Intent], list[str]]
 
 
-def plan_faults(experiment: Experiment, platform: Platform, rng: random.Random,
-                run: str) -> list[PlannedFault]:
-    """Resolve every fault's driver, magnitude and target; nothing touches the system."""
+async def plan_faults(experiment: Experiment, platform: Platform, rng: random.Random,
+                      run: str) -> list[PlannedFault]:
+    """Resolve every fault's driver, magnitude and target (a declared role: where it is now);
+    nothing touches the system."""
     planned = []
     for fault in experiment.faults:
         cls = driver_class(fault.type)
         config = cls.Config.model_validate(fault.options())
         seed = rng.getrandbits(63)  # one per fault: the same choices when it is planned again
         driver = build_driver(fault.type, platform, run)
-        intent = plan_intent(driver, fault.name, fault.target, config, seed, run)
+        target = await declared_target(fault.target, experiment.system, platform)
+        intent = await asyncio.to_thread(plan_intent, driver, fault.name, target, config, seed,
+                                         run)
         start, end = fault_window(experiment, fault.start, fault.duration)
         planned.append(PlannedFault(fault.name, fault.type, start, end, intent,
                                     fault.target, config, seed))
@@ -47,8 +52,10 @@ class FaultLine:
     """Applies and reverts the planned faults on the run clock, through the lifecycle."""
 
     def __init__(self, planned: list[PlannedFault], lifecycle: FaultLifecycle,
-                 admit: Admission = lambda _pf, _intent: []) -> None:
+                 admit: Admission = lambda _pf, _intent: [],
+                 system: SystemSpec | None = None) -> None:
         self.planned = planned
+        self.system = system
         self.lifecycle = lifecycle
         self.admit = admit
         self.failure: BaseException | None = None
@@ -103,7 +110,8 @@ class FaultLine:
         intent = pf.intent
         if pf.config is not None:
             driver = self.lifecycle.driver(pf.type)
-            intent = await asyncio.to_thread(plan_intent, driver, pf.name, pf.target,
+            target = await declared_target(pf.target, self.system, self.lifecycle.platform)
+            intent = await asyncio.to_thread(plan_intent, driver, pf.name, target,
                                              pf.config, pf.seed, self.lifecycle.run)
         problems = self.admit(pf, intent)
         if problems:

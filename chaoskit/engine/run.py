@@ -36,6 +36,7 @@ from chaoskit.probes.base import ProbeContext
 from chaoskit.report import verdict as judging
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.models import Experiment
+from chaoskit.spec.system import FlowSpec
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 CLUSTER_LOAD_LEAD = 5.0  # seconds a load Job's pods get to be scheduled before they all start
@@ -177,7 +178,7 @@ class Run:
         if spec is None and load.pods and isinstance(self.platform, DistributedLoad):
             await self._drive_from_cluster(self.platform, load, load.pods)
             return
-        summary = await drive(load, self._entry_url(load.target), seed=self.seed,
+        summary = await drive(load, self._entry_url(load.target), self._flows(), seed=self.seed,
                               stop=stop or self._abort, on_window=self._load_window,
                               ack_path=str(self.run_dir / "acknowledged.jsonl"))
         totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
@@ -190,7 +191,8 @@ class Run:
         from chaoskit.load.drive import plan_for
         from chaoskit.platforms.calls import blocking
 
-        plan = plan_for(load, self._entry_url(load.target), seed=self.seed, ack_path=None)
+        plan = plan_for(load, self._entry_url(load.target), self._flows(), seed=self.seed,
+                        ack_path=None)
         start_at = time.time() + CLUSTER_LOAD_LEAD
         job = await blocking(lambda: cluster.start_load_job(plan, pods=pods, start_at=start_at))
         self.journal.write(Kind.LOAD_JOB, job=job, pods=pods, start_at=start_at)
@@ -219,6 +221,10 @@ class Run:
         finally:
             stop.set()
             await task
+
+    def _flows(self) -> dict[str, FlowSpec]:
+        system = self.experiment.system
+        return dict(system.flows) if system else {}
 
     def _load_window(self, window: dict[str, Any]) -> None:
         # The window's own clock is load time; the journal's `t` stays run time for every record.
@@ -254,13 +260,14 @@ class Run:
         self.platform = platform_for(self.experiment.target)
         if isinstance(self.platform, RunBinding):  # it marks what it changes with our id
             self.platform.bind_run(self.run_id)
-        planned = plan_faults(self.experiment, self.platform, self.rng, self.run_id)
+        planned = await plan_faults(self.experiment, self.platform, self.rng, self.run_id)
         self._open()
         self.lifecycle = FaultLifecycle(self.platform, self.journal, self.run_id)
-        self.faultline = FaultLine(planned, self.lifecycle, self._admit)
+        self.faultline = FaultLine(planned, self.lifecycle, self._admit, self.experiment.system)
         context = ProbeContext(self.platform, str(self.run_dir),
                                str(self.run_dir / "acknowledged.jsonl"),
-                               self.load_windows if self.experiment.load else None)
+                               self.load_windows if self.experiment.load else None,
+                               self.experiment.system)
         self.sampling = SamplingLoop(build_samplers(self.experiment, context), self.journal,
                                      lambda: self.phase, self._on_trip)
         return await self._guarded()

@@ -18,7 +18,7 @@ from chaoskit import registry
 from chaoskit.engine.guardrails import GuardrailWatch
 from chaoskit.errors import ProbeError
 from chaoskit.journal import JournalWriter, Kind
-from chaoskit.probes.base import ProbeContext
+from chaoskit.probes.base import Explains, ProbeContext
 from chaoskit.spec.models import Experiment, ProbeRef
 
 SAMPLE_TIMEOUT = 10.0  # a probe that hangs longer than this is a failed sample, not a hung run
@@ -93,8 +93,10 @@ class SamplingLoop:
             self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
                                phase=self.phase(), value=None, no_data=True)
             return
+        detail = sampler.probe.detail() if isinstance(sampler.probe, Explains) else None
+        extra = {"detail": detail} if detail else {}
         self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
-                           phase=self.phase(), value=value)
+                           phase=self.phase(), value=value, **extra)
         if sampler.watch and sampler.watch.observe(time.monotonic(), value):
             condition = sampler.watch.guardrail.abort_when
             self.on_trip(sampler, value, f"{value:g} {condition}")

@@ -160,18 +160,30 @@ def resolve_node(platform: Platform, target: dict[str, Any], rng: random.Random)
 
 
 async def _leases_held(platform: Platform, node: str) -> int | None:
-    if not isinstance(platform, WorkLeases):
-        return None
+    """Work leases the node's workers hold: the platform's count, or their own metric."""
     try:
-        return int(await blocking(platform.leases_held, node, timeout=5.0))
-    except Exception:  # noqa: BLE001 - an unreachable ledger loses only this fact
+        if isinstance(platform, WorkLeases):
+            return int(await blocking(platform.leases_held, node, timeout=5.0))
+        everything = await _targets(platform, "")
+        survivors = await _targets(platform, node)
+        own = [u for name, u in everything.items() if name not in survivors]
+        async with httpx.AsyncClient(timeout=0.5, trust_env=False) as http:
+            pages = await asyncio.gather(*(scrape_totals(http, u) for u in own))
+    except Exception:  # noqa: BLE001 - an unreachable node loses only this fact
         return None
+    held = [p[LEASES_HELD] for p in pages if p is not None and LEASES_HELD in p]
+    return int(sum(held)) if held else None
+
+
+def _grew(now: dict[str, float | None], before: dict[str, float | None], name: str) -> bool:
+    return now.get(name) is not None and (now[name] or 0) > (before.get(name) or 0)
 
 
 # -- recovery, as the stack's own metrics tell it ---------------------------------------------
 TAKEOVERS = "payments_lease_takeovers_total"
 LEADER_CHANGES = "payments_leader_changes_total"
 IS_LEADER = "payments_is_leader"
+LEASES_HELD = "payments_leases_held"
 POLL = 0.1
 
 
@@ -181,13 +193,15 @@ async def _targets(platform: Platform, exclude: str) -> dict[str, str]:
     return dict(await blocking(platform.metrics_targets, exclude, timeout=5.0))
 
 
-async def counters(platform: Platform, exclude: str) -> dict[str, float]:
-    """Takeovers, leader changes and leaders summed over the processes not on `exclude`."""
+async def counters(platform: Platform, exclude: str) -> dict[str, float | None]:
+    """Takeovers, leader changes and leaders summed over the processes not on `exclude`;
+    None for a signal no process exports (a system without leaders or leases)."""
     urls = await _targets(platform, exclude)
     async with httpx.AsyncClient(timeout=0.5, trust_env=False) as http:
         pages = await asyncio.gather(*(scrape_totals(http, u) for u in urls.values()))
     live = [p for p in pages if p is not None]
-    return {name: sum(p.get(name, 0.0) for p in live)
+    return {name: (sum(p.get(name, 0.0) for p in live) if any(name in p for p in live)
+                   else None)
             for name in (TAKEOVERS, LEADER_CHANGES, IS_LEADER)}
 
 
@@ -207,7 +221,7 @@ class RecoveryWatch:
     """From the moment a node was lost: when did a survivor lead, take over leases, serve?"""
 
     started: float
-    before: dict[str, float]
+    before: dict[str, float | None]
     leases_held: int | None
 
     async def run(self, platform: Platform, node: str, timeout: float) -> dict[str, Any]:
@@ -220,25 +234,30 @@ class RecoveryWatch:
             await asyncio.sleep(POLL)
         return self._facts(seen)
 
-    def _note(self, seen: dict[str, float], now: dict[str, float], entry_ok: bool) -> None:
+    def _note(self, seen: dict[str, float], now: dict[str, float | None],
+              entry_ok: bool) -> None:
         elapsed = round(time.monotonic() - self.started, 3)
-        checks = {"leader_s": now[IS_LEADER] >= 1,
-                  "first_takeover_s": now[TAKEOVERS] > self.before[TAKEOVERS],
-                  "leader_change_s": now[LEADER_CHANGES] > self.before[LEADER_CHANGES],
+        checks = {"leader_s": (now[IS_LEADER] or 0) >= 1,
+                  "first_takeover_s": _grew(now, self.before, TAKEOVERS),
+                  "leader_change_s": _grew(now, self.before, LEADER_CHANGES),
                   "entry_healthy_s": entry_ok}
         for key, ok in checks.items():
             if ok:
                 seen.setdefault(key, elapsed)
 
+    def _needed(self) -> list[str]:
+        """What recovery means here: the entry serves again; and if the system elects a
+        leader, one leads; and if the lost node held work leases, another took them over."""
+        leader = ["leader_s"] if self.before.get(IS_LEADER) is not None else []
+        return ["entry_healthy_s", *leader] + (["first_takeover_s"] if self.leases_held
+                                               else [])
+
     def _recovered(self, seen: dict[str, float]) -> bool:
-        need_takeover = bool(self.leases_held)
-        return ("leader_s" in seen and "entry_healthy_s" in seen
-                and ("first_takeover_s" in seen or not need_takeover))
+        return all(k in seen for k in self._needed())
 
     def _facts(self, seen: dict[str, float]) -> dict[str, Any]:
         recovered = self._recovered(seen)
-        needed = ["leader_s", "entry_healthy_s"] + (["first_takeover_s"] if self.leases_held
-                                                    else [])
+        needed = self._needed()
         return {"recovered": recovered, "leases_held": self.leases_held,
                 "recovery_s": max(seen[k] for k in needed) if recovered else None,
                 "leader_s": seen.get("leader_s"), "leader_changed": "leader_change_s" in seen,

@@ -27,11 +27,11 @@ class Connection(asyncio.Protocol):
         "_parser",
         "_pending",
         "_transport",
-        "as_payment",
         "attempt",
         "busy",
         "closed",
         "flow",
+        "headers",
         "intended",
         "key",
         "request",
@@ -50,9 +50,9 @@ class Connection(asyncio.Protocol):
         self.intended = 0.0
         self.sent_at = 0.0
         self.flow = 0
-        self.key = b""
-        self.as_payment = False
-        self.request = b""  # kept for a resend with the same Idempotency-Key
+        self.key = ""
+        self.headers: dict[str, str] | None = None  # only a HeaderConnection collects them
+        self.request = b""  # kept for a resend with the same idempotency key
         self.attempt = 0
 
     # asyncio.Protocol
@@ -106,3 +106,16 @@ class BodyConnection(Connection):
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+
+
+class HeaderConnection(BodyConnection):
+    """A connection that also keeps response headers (for values captured from one)."""
+
+    __slots__ = ()
+
+    def on_message_begin(self) -> None:
+        self.headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers is not None:
+            self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")

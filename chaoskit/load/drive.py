@@ -15,35 +15,51 @@ from chaoskit.load.fleet import WorkerFleet
 from chaoskit.load.plan import Endpoint, LoadPlan, worker_count
 from chaoskit.load.shapes import curve_of
 from chaoskit.load.summary import LoadSummary, WindowMerger, summarize
-from chaoskit.spec.load import FLOWS, LoadSpec
+from chaoskit.spec.load import LoadSpec
+from chaoskit.spec.system import FlowSpec
 
 START_MARGIN = 0.05   # seconds between "go" and t0, so every worker starts on the same tick
 END_MARGIN = 5.0      # beyond run + timeout, the parent stops waiting and kills the workers
 
 
-def plan_for(spec: LoadSpec, base_url: str, *, seed: int, ack_path: str | None) -> LoadPlan:
-    """The worker plan for a spec: exact curve, mix in a fixed flow order, per-worker caps."""
+def plan_for(spec: LoadSpec, base_url: str, flows: dict[str, FlowSpec], *, seed: int,
+             ack_path: str | None) -> LoadPlan:
+    """The worker plan for a spec: exact curve, the system's flows (the mix's, and those they
+    fall back on) in a fixed order, per-worker caps."""
+    if not flows:
+        raise LoadError("the load has no flows to send",
+                        hint="declare the system's requests under `system: flows:`")
     curve = curve_of(spec, seed)
     workers = worker_count(spec.workers, curve.peak_bound())
-    flows = [f for f in FLOWS if spec.mix.get(f, 0.0) > 0.0]
+    mix = spec.mix or {name: 1.0 / len(flows) for name in flows}
+    names = [n for n in flows if mix.get(n, 0.0) > 0.0 or _fallback(n, mix, flows)]
     endpoint = Endpoint.parse(base_url)
+    requests = [{"name": n, **flows[n].model_dump(by_alias=True, mode="json")} for n in names]
     return LoadPlan(
         primitives=primitives_to_json(curve), time_scale=spec.time_scale,
-        run_seconds=spec.run_seconds(), flows=flows, weights=[spec.mix[f] for f in flows],
+        run_seconds=spec.run_seconds(), flows=names,
+        weights=[mix.get(n, 0.0) for n in names], requests=requests,
         seed=seed, workers=workers, worker=0, host=endpoint.host, port=endpoint.port,
         prefix=endpoint.prefix, timeout=spec.timeout, late_after=spec.late_after,
         max_in_flight=-(-spec.max_in_flight // workers), nonce=secrets.token_hex(6),
-        ack_path=ack_path, retries=spec.retries, retry_after=spec.retry_after)
+        ack_path=ack_path, retries=spec.retries, retry_after=spec.retry_after,
+        scheme=endpoint.scheme, tls_verify=spec.tls.verify, tls_ca_file=spec.tls.ca_file)
 
 
-async def drive(spec: LoadSpec, base_url: str, *, seed: int, stop: asyncio.Event,
-                on_window: Callable[[dict], None], ack_path: str | None) -> LoadSummary:
+def _fallback(name: str, mix: dict[str, float], flows: dict[str, FlowSpec]) -> bool:
+    """Whether a flow out of the mix is sent in place of one in it (`otherwise`)."""
+    return any(flows[m].otherwise == name for m in mix if m in flows and mix[m] > 0)
+
+
+async def drive(spec: LoadSpec, base_url: str, flows: dict[str, FlowSpec], *, seed: int,
+                stop: asyncio.Event, on_window: Callable[[dict], None],
+                ack_path: str | None) -> LoadSummary:
     """Run the spec's open-model load against `base_url` until its duration or `stop`.
 
     `on_window` gets a merged dict every ~100 ms in this event loop. Bounded: workers that
     overrun the run, its timeout and a margin are killed.
     """
-    plan = plan_for(spec, base_url, seed=seed, ack_path=ack_path)
+    plan = plan_for(spec, base_url, flows, seed=seed, ack_path=ack_path)
     merger = WindowMerger(plan.workers, plan.flows, on_window)
     done: list[dict[str, Any]] = []
     fleet = await WorkerFleet.start(plan)

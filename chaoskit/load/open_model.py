@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 
-from chaoskit.load.connection import BodyConnection, Connection
+from chaoskit.load.connection import BodyConnection, Connection, HeaderConnection
+from chaoskit.load.flows import STARVED, FlowSet
 from chaoskit.load.plan import WINDOW, LoadPlan
 from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook
-from chaoskit.load.requests import PAY, RequestMix
 from chaoskit.load.schedule import ArrivalSchedule
 
-# A resend of a failed request: its bytes (same Idempotency-Key), key, as-payment, attempt.
-Resend = tuple[bytes, bytes, bool, int]
+# A request on its way: intended time, its bytes (a resend repeats them: same key), its
+# idempotency key, the flow actually sent, and the attempt (0: first send).
+Pending = tuple[float, bytes, str, int, int]
 
 CHUNK = 0.010        # run seconds of schedule generated at a time: keeps each step short
 # The loop's timers tick in whole milliseconds: waking at most once per ms and sending all that
@@ -44,13 +45,16 @@ class OpenModelRun:
         self._loop = asyncio.get_running_loop()
         self._schedule = ArrivalSchedule(plan.curve(), seed=plan.seed, weights=plan.weights,
                                          worker=plan.worker, workers=plan.workers)
-        self._mix = RequestMix(plan.flows, plan.host, plan.port, plan.prefix, plan.nonce)
+        self._requests = FlowSet.compile(plan.requests, host=plan.host, port=plan.port,
+                                         prefix=plan.prefix, seed=plan.seed)
         self._acks = AckLog(plan.ack_path)
-        self._want_body = self._mix.wants_payment_ids or self._acks.enabled
+        self._want_body = self._requests.wants_body
+        self._want_headers = self._requests.wants_headers
+        self._ssl = tls_context(plan)
         self._idle: list[Connection] = []
         self._pool: set[Connection] = set()
-        # due, waiting for a connection: (intended, k, flow, resend or None)
-        self._backlog: deque[tuple[float, int, int, Resend | None]] = deque()
+        # due, waiting for a connection
+        self._backlog: deque[Pending] = deque()
         # resends waiting for their time: token -> (timer, intended, flow)
         self._resends: dict[int, tuple[asyncio.TimerHandle, float, int]] = {}
         self._tokens = itertools.count()
@@ -81,7 +85,12 @@ class OpenModelRun:
         return len(self._idle)
 
     def _new_connection(self) -> Connection:
-        conn = BodyConnection(self) if self._want_body else Connection(self)
+        if self._want_headers:
+            conn: Connection = HeaderConnection(self)
+        elif self._want_body:
+            conn = BodyConnection(self)
+        else:
+            conn = Connection(self)
         self._pool.add(conn)
         self._connecting += 1
         self.opened += 1
@@ -98,7 +107,8 @@ class OpenModelRun:
             self._loop.create_task(self._connect(self._new_connection()))
 
     async def _connect(self, conn: Connection) -> None:
-        connect = self._loop.create_connection(lambda: conn, self.plan.host, self.plan.port)
+        connect = self._loop.create_connection(lambda: conn, self.plan.host, self.plan.port,
+                                               ssl=self._ssl)
         try:
             await asyncio.wait_for(connect, self.plan.timeout)
         except (TimeoutError, OSError):
@@ -114,12 +124,12 @@ class OpenModelRun:
     def _reuse(self, conn: Connection) -> None:
         """A free connection takes the oldest waiting request, or waits in the idle stack."""
         if self._backlog:
-            self._write(conn, *self._backlog.popleft())
+            self._write(conn, self._backlog.popleft())
         else:
             self._idle.append(conn)
 
     def _fail_queued(self) -> None:
-        t, _, flow, _ = self._backlog.popleft()
+        t, _, _, flow, _ = self._backlog.popleft()
         self._in_flight -= 1
         now = time.monotonic() - self._t0
         tally = self._book.now(now)
@@ -127,6 +137,10 @@ class OpenModelRun:
         tally.latency.add(now - t)  # a refused connection is a failure clients waited for
 
     # --- schedule ----------------------------------------------------------------------------
+    @property
+    def _nonce(self) -> str:
+        return f"{self.plan.nonce}-"
+
     def start(self, t0: float) -> None:
         """Begin at monotonic time t0 (shared by all workers: CLOCK_MONOTONIC is system-wide)."""
         self._t0 = t0
@@ -145,7 +159,7 @@ class OpenModelRun:
             now = time.monotonic() - self._t0
             tally = self._book.now(now)
             while self._backlog:
-                t, _, flow, _ = self._backlog.popleft()
+                t, _, _, flow, _ = self._backlog.popleft()
                 self._in_flight -= 1
                 tally.dropped[flow] += 1
                 tally.latency.add(now - t)
@@ -211,30 +225,33 @@ class OpenModelRun:
             return
         if behind:
             due.behind += 1
+        key = f"{self._nonce}{k}"
+        request, sent = self._requests.build(k, flow, key)
+        if sent == STARVED:  # a value it needs was never captured: counted, not sent
+            due.starved[flow] += 1
+            return
         self._in_flight += 1
         if self._idle:
-            self._write(self._idle.pop(), t, k, flow, None)
+            self._write(self._idle.pop(), (t, request, key, sent, 0))
         else:
-            self._backlog.append((t, k, flow, None))
+            self._backlog.append((t, request, key, sent, 0))
             self._grow(t)
 
-    def _write(self, conn: Connection, t: float, k: int, flow: int,
-               resend: Resend | None) -> None:
+    def _write(self, conn: Connection, pending: Pending) -> None:
+        t, request, key, flow, attempt = pending
         now = time.monotonic() - self._t0
         tally = self._book.now(now)
-        if resend is None:
-            request, conn.key, conn.as_payment = self._mix.build(k, flow)
-            conn.attempt = 0
+        if attempt == 0:
             tally.sent[flow] += 1
             lag = now - t
             if lag > self.plan.late_after:
                 tally.late += 1
             self._lag.add(lag)
         else:
-            request, conn.key, conn.as_payment, conn.attempt = resend
             tally.retries += 1
-        if self.plan.retries:
-            conn.request = request
+        conn.request = request
+        conn.key = key
+        conn.attempt = attempt
         conn.busy = True
         conn.intended = t
         conn.sent_at = now
@@ -249,20 +266,19 @@ class OpenModelRun:
         """
         if self._stopped or conn.attempt >= self.plan.retries:
             return False
-        resend = (conn.request, conn.key, conn.as_payment, conn.attempt + 1)
+        pending = (conn.intended, conn.request, conn.key, conn.flow, conn.attempt + 1)
         token = next(self._tokens)
-        handle = self._loop.call_later(self.plan.retry_after, self._resend, token,
-                                       conn.intended, conn.flow, resend)
+        handle = self._loop.call_later(self.plan.retry_after, self._resend, token, pending)
         self._resends[token] = (handle, conn.intended, conn.flow)
         return True
 
-    def _resend(self, token: int, t: float, flow: int, resend: Resend) -> None:
+    def _resend(self, token: int, pending: Pending) -> None:
         del self._resends[token]
         if self._idle:
-            self._write(self._idle.pop(), t, -1, flow, resend)
+            self._write(self._idle.pop(), pending)
         else:
-            self._backlog.append((t, -1, flow, resend))
-            self._grow(t)
+            self._backlog.append(pending)
+            self._grow(pending[0])
 
     def _drop_resends(self, now: float) -> None:
         tally = self._book.now(now)
@@ -285,10 +301,11 @@ class OpenModelRun:
         now = time.monotonic() - self._t0
         tally = self._book.now(now)
         tally.latency.add(now - conn.intended)
-        if 200 <= status < 300:
+        ok, captured = self._requests.answered(conn.flow, status, body, conn.headers)
+        if ok:
             tally.ok[conn.flow] += 1
-            if self._want_body:
-                self._acknowledged(conn, status, body)
+            if self._acks.enabled and self._requests.flows[conn.flow].books:
+                self._acks.add(conn.key, self.plan.flows[conn.flow], captured, status)
         else:
             tally.errors[conn.flow] += 1
         self._after(conn)
@@ -298,17 +315,6 @@ class OpenModelRun:
             self._pool.discard(conn)
         else:
             self._reuse(conn)
-
-    def _acknowledged(self, conn: Connection, status: int, body: bytes) -> None:
-        try:
-            flow_id = json.loads(body).get("id") if body else None
-        except (ValueError, AttributeError):
-            flow_id = None
-        flow = PAY if conn.as_payment else self.plan.flows[conn.flow]
-        if flow == PAY and flow_id and self._mix.wants_payment_ids:
-            self._mix.payments.append(str(flow_id))
-        if self._acks.enabled:
-            self._acks.add(conn.key, flow, flow_id, status)
 
     def on_lost(self, conn: Connection) -> None:
         self._pool.discard(conn)
@@ -350,7 +356,7 @@ class OpenModelRun:
         if everything:
             self._drop_resends(now)
         while self._backlog and self._backlog[0][0] < limit:
-            t, _, flow, _ = self._backlog.popleft()
+            t, _, _, flow, _ = self._backlog.popleft()
             self._in_flight -= 1
             tally.dropped[flow] += 1
             tally.timeouts += 1
@@ -381,7 +387,19 @@ class OpenModelRun:
         self._emit({"type": "done", "latency": self._latency.pairs(),
                     "lag": self._lag.pairs(), "connections": self.opened,
                     "cpu_seconds": time.process_time() - self._cpu_at_start,
-                    "refunds_as_payments": self._mix.refunds_as_payments,
+                    "substituted": dict(zip(self.plan.flows, self._requests.substituted,
+                                            strict=True)),
                     "acks": self._acks.count})
         if not self.finished.done():
             self.finished.set_result(None)
+
+
+def tls_context(plan: LoadPlan) -> ssl.SSLContext | None:
+    """For https targets: the system's CA bundle, a CA file, or (asked for) no verification."""
+    if plan.scheme != "https":
+        return None
+    context = ssl.create_default_context(cafile=plan.tls_ca_file)
+    if not plan.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

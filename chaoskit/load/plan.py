@@ -6,6 +6,7 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from chaoskit.errors import LoadError
@@ -18,17 +19,19 @@ WINDOW = 0.1  # run seconds per reported window
 
 @dataclass(frozen=True)
 class Endpoint:
+    scheme: str
     host: str
     port: int
-    prefix: str  # path prefix in front of /v1/...
+    prefix: str  # path prefix in front of each flow's path
 
     @classmethod
     def parse(cls, base_url: str) -> Endpoint:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise LoadError(f"load target {base_url!r} is not an http:// URL",
-                            hint="give the entry's plain-http base URL, e.g. http://127.0.0.1:8080")
-        return cls(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LoadError(f"load target {base_url!r} is not an http:// or https:// URL",
+                            hint="give the entry's base URL, e.g. http://127.0.0.1:8080")
+        default = 443 if parts.scheme == "https" else 80
+        return cls(parts.scheme, parts.hostname, parts.port or default, parts.path.rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,9 @@ class LoadPlan:
     primitives: list[list[object]]
     time_scale: float
     run_seconds: float
-    flows: list[str]
+    flows: list[str]            # names, in the order of `requests` and of the windows' counts
     weights: list[float]
+    requests: list[dict[str, Any]]  # each flow's spec (templates, success, captures), by name
     seed: int
     workers: int
     worker: int
@@ -53,6 +57,9 @@ class LoadPlan:
     ack_path: str | None
     retries: int = 0
     retry_after: float = 0.2
+    scheme: str = "http"
+    tls_verify: bool = True
+    tls_ca_file: str | None = None
 
     def curve(self) -> Curve:
         return curve_from_json(self.primitives, self.time_scale, self.run_seconds)

@@ -104,7 +104,7 @@ class Tally:
     """Counters of one 100 ms window, indexed by flow; `latency` holds its completions."""
 
     __slots__ = ("behind", "capped", "dropped", "errors", "intended", "late", "latency", "ok",
-                 "retries", "sent", "timeouts")
+                 "retries", "sent", "starved", "timeouts")
     latency: BucketCounts
 
     def __init__(self, flows: int) -> None:
@@ -118,6 +118,7 @@ class Tally:
         # dropped at its in-flight cap. Its own shortfall, never the system's.
         self.behind = 0
         self.capped = [0] * flows  # of the dropped: never sent, the in-flight cap was reached
+        self.starved = [0] * flows  # not sent: a value they need was never captured
         self.timeouts = 0
         self.retries = 0  # resends of a failed request with its key (not new arrivals)
         self.latency = BucketCounts()
@@ -126,7 +127,8 @@ class Tally:
         """The JSON-able report of this window sent to the parent process."""
         return {"type": "window", "w": window, "intended": self.intended, "sent": self.sent,
                 "ok": self.ok, "errors": self.errors, "dropped": self.dropped,
-                "capped": self.capped, "late": self.late, "behind": self.behind,
+                "capped": self.capped, "starved": self.starved, "late": self.late,
+                "behind": self.behind,
                 "timeouts": self.timeouts, "retries": self.retries,
                 "latency": self.latency.pairs()}
 
@@ -183,7 +185,7 @@ class WindowBook:
 
 
 class AckLog:
-    """Append-only JSON lines of acknowledged (2xx) requests: key, flow, id, status.
+    """Append-only JSON lines of acknowledged requests: key, flow, captured values, status.
 
     Workers share one file; each flush is a single O_APPEND write of whole lines, which Linux
     keeps contiguous, so lines from different workers never interleave mid-line.
@@ -195,9 +197,11 @@ class AckLog:
         self._lines: list[str] = []
         self.count = 0
 
-    def add(self, key: bytes, flow: str, flow_id: str | None, status: int) -> None:
-        self._lines.append(json.dumps({"key": key.decode(), "flow": flow, "id": flow_id,
-                                       "status": status}) + "\n")
+    def add(self, key: str, flow: str, captured: dict[str, object], status: int) -> None:
+        record: dict[str, object] = {"key": key, "flow": flow, "status": status}
+        if captured:
+            record["captured"] = captured
+        self._lines.append(json.dumps(record, separators=(",", ":")) + "\n")
         self.count += 1
 
     def flush(self) -> None:

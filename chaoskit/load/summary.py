@@ -11,7 +11,7 @@ from hdrh.histogram import HdrHistogram
 from chaoskit.load.plan import WINDOW
 from chaoskit.load.recorder import fill, highest_at_index, new_histogram, percentiles_us
 
-_COUNTS = ("intended", "sent", "ok", "errors", "dropped", "capped")
+_COUNTS = ("intended", "sent", "ok", "errors", "dropped", "capped", "starved")
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
 
@@ -51,7 +51,7 @@ class LoadSummary:
     capped: int  # of those, dropped unsent at the in-flight cap
     dropped: int
     timeouts: int
-    refunds_as_payments: int
+    substituted: dict[str, int]  # arrivals of a flow sent as its `otherwise` flow
     acknowledged: int
     by_flow: dict[str, dict[str, int]]
     latency_ms: dict[str, float | None]
@@ -138,7 +138,7 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
     latency = merged_counts([d["latency"] for d in done])
     lag = merged_counts([d["lag"] for d in done])
     return LoadSummary(
-        **totals, refunds_as_payments=sum(d["refunds_as_payments"] for d in done),
+        **totals, substituted=_substituted(done),
         acknowledged=sum(d["acks"] for d in done), by_flow=by_flow,
         latency_ms=latency_ms(latency), lag_ms=latency_ms(lag),
         histogram=histogram(latency).encode().decode(),
@@ -146,3 +146,11 @@ def summarize(merger: WindowMerger, done: list[dict[str, Any]], *, workers: int,
         workers=workers, connections=sum(d["connections"] for d in done),
         run_seconds=run_seconds, cpu_seconds=sum(d["cpu_seconds"] for d in done),
         started_at=started_at, series=series)
+
+
+def _substituted(done: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for report in done:
+        for flow, count in (report.get("substituted") or {}).items():
+            counts[flow] = counts.get(flow, 0) + int(count)
+    return counts

@@ -9,7 +9,7 @@ missing ("the local platform cannot drain a node"). Code that wants an ability a
 looked at, so there is no `getattr` anywhere else.
 
     addresses     Entry, Database, ToxiproxyAccess, MetricsTargets, PrometheusAddress, OwnHosts
-    roles         Roles
+    roles         Roles, PodPlacement
     nodes         NodeOperations (by mode), NodeHealth, WorkLeases, ClusterRecovery, AccessReview
     capacity      Capacity (+N), CapacityRetire (-N)
     co-location   Colocation, ProcessCpu
@@ -163,6 +163,23 @@ class Roles(Protocol):
 
 # -- nodes ------------------------------------------------------------------------------------
 @runtime_checkable
+class PodPlacement(Protocol):
+    """Where a cluster's pods run: for roles declared as a label selector or a Lease."""
+
+    def nodes_of_pods(self, selector: str) -> list[str]:
+        """Nodes of the running pods matching `selector` (in scope), by pod name."""
+        ...
+
+    def lease_holder_node(self, namespace: str, name: str) -> str:
+        """The node of the pod that holds a coordination.k8s.io Lease."""
+        ...
+
+    def node_of_pod(self, pod: str) -> str:
+        """The node a pod (in scope) runs on."""
+        ...
+
+
+@runtime_checkable
 class NodeOperations(Protocol):
     """Losing a node by mode (kill, freeze, isolate, stop, drain, node-down, ...) and undoing it.
 
@@ -267,6 +284,7 @@ class RunBinding(Protocol):
 
 ALL_ABILITIES: tuple[type, ...] = (
     Entry, Database, ToxiproxyAccess, MetricsTargets, PrometheusAddress, OwnHosts, Roles,
+    PodPlacement,
     NodeOperations, NodeHealth, WorkLeases, ClusterRecovery, AccessReview, Capacity,
     CapacityRetire, Colocation, ProcessCpu, DistributedLoad, RunBinding)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+from chaoskit.spec.system import SystemSpec
 
 
 class ProbeConfig(BaseModel):
@@ -17,12 +19,14 @@ class ProbeConfig(BaseModel):
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a probe may know about the run: the platform and where the run writes things."""
+    """What a probe may know about the run: the platform, the system's declarations, and where
+    the run writes things."""
 
     platform: Any
     run_dir: str
     acknowledged_path: str | None = None  # the load engine's record of acknowledged requests
     load_windows: Any = None  # deque of (monotonic time, load window dict) while load runs
+    system: SystemSpec | None = None  # flows, promises, checks, ... (see chaoskit.spec.system)
 
 
 def read_once(probe: Probe) -> float | None:
@@ -56,6 +60,13 @@ class Probe(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Explains(Protocol):
+    """Optional: what the last sample found, beyond its number (e.g. example rows)."""
+
+    def detail(self) -> dict[str, Any] | None: ...
 
 
 UNIT_FIELD_HELP = ("how to show the values: s, ratio, count, rows, rate, amount, bytes, cores "

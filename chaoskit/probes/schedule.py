@@ -1,97 +1,134 @@
-"""`type: schedule`: ground truth of promises kept, straight from the ledger's tables.
+"""`type: schedule`: promises kept and broken, from the system's own books.
 
-    probe: {type: schedule, flow: refund, measure: on_time_ratio}            # since the run began
-    probe: {type: schedule, flow: final_payment, measure: lag_p99, window: 5m}
-    probe: {type: schedule, flow: settlement, measure: open_past_due}        # offline batches
+    probe: {type: schedule, promise: refund, measure: on_time_ratio}        # since the run began
+    probe: {type: schedule, promise: final_payment, measure: lag_p99, window: 5m}
 
-Refunds and final payments are rows of `flows` (promise: due_at). `settlement` is the offline
-reconciliation batch's runs (`settlement_runs`: promise: its window's deadline; a run that
-found the books unbalanced counts as failed): the time-sharing promise that offline work still
-finishes in its window after the peak.
-
-The flows counted in a window are those whose promise was decided in it: due in the window
-(due_at in (start, now]), or completed in it before their due time (kept early). Of those:
+A promise is what the system declares under `promises:` (a read-only query returning one row
+per promise with `state`, `due_at`, `completed_at`, and the mapping of its state words to
+completed / pending / failed). The promises counted in a window are those decided in it: due
+in it, or completed in it before their due time (kept early). Of those:
     due                 how many
     completed_on_time   completed at or before due_at
     late                completed after due_at
     open_past_due       still pending after due_at (a promise being broken right now)
-    failed              failed at the bank (no money moved; never on time)
-    on_time_ratio       completed_on_time / due; 1.0 when nothing was due (no promise broken)
-    lag_p50/p99/max     seconds of completed_at - due_at (<= 0 is on time); a flow still open
-                        past due counts with now - due_at, a lower bound of its lag, so a
-                        stalled worker shows as growing lag; 0.0 when there is no flow
-Times are real seconds as the database stores them; "since the run began" is the moment the
-probe was built, carried over to the database's clock (a cluster's clock may differ from ours).
+    failed              failed (no money moved; never on time)
+    on_time_ratio       completed_on_time / due; no data when nothing was due (no evidence)
+    lag_p50/p99/max     seconds of completed_at - due_at (<= 0 is on time); a promise still
+                        open past due counts with now - due_at, a lower bound, so a stalled
+                        worker shows as growing lag; percentiles to ~1%, max exact
+The database's own clock decides "now" and "since the run began". The work is done by the
+database: one grouped query per sample, whatever the number of promises.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeConfig, ProbeContext
-from chaoskit.probes.ledger_source import LedgerSource, database_url
+from chaoskit.probes.books import Books, Dialect, database_url
+from chaoskit.spec.system import PromiseSpec
 from chaoskit.spec.units import PositiveDuration
 
 Measure = Literal["due", "completed_on_time", "late", "open_past_due", "failed", "on_time_ratio",
                   "lag_p50", "lag_p99", "lag_max"]
 
-# What was promised, as (status, due_at, completed_at) rows, per flow. Constants only.
-PROMISES = {
-    "refund": "SELECT status, due_at, completed_at FROM flows WHERE kind = 'refund'",
-    "final_payment": "SELECT status, due_at, completed_at FROM flows WHERE kind = 'final_payment'",
-    "settlement": """SELECT CASE WHEN balanced IS FALSE THEN 'failed'
-                                 WHEN finished_at IS NOT NULL THEN 'completed'
-                                 ELSE 'pending' END AS status,
-                            deadline AS due_at, finished_at AS completed_at
-                       FROM settlement_runs""",
-}
-
-SCHEDULE = """
-WITH promises AS ({promises}),
-bounds AS (
-  -- the run's start is on this machine's clock; shift it by the database clock's offset
-  SELECT now() AS now_,
-         coalesce(now() - %(window)s::interval, %(since)s + (now() - %(here)s)) AS start_
-),
-decided AS (
-  SELECT f.status, f.due_at, f.completed_at,
-         extract(epoch FROM coalesce(f.completed_at, b.now_) - f.due_at)::float8 AS lag,
-         f.due_at <= b.now_ AS past_due
-    FROM promises f CROSS JOIN bounds b
-   WHERE f.due_at IS NOT NULL
-     AND ((f.due_at > b.start_ AND f.due_at <= b.now_)
-          OR (f.status = 'completed' AND f.completed_at > b.start_
-              AND f.completed_at <= b.now_ AND f.completed_at <= f.due_at))
-)
-SELECT count(*) AS due,
-       count(*) FILTER (WHERE status = 'completed' AND completed_at <= due_at)
-         AS completed_on_time,
-       count(*) FILTER (WHERE status = 'completed' AND completed_at > due_at) AS late,
-       count(*) FILTER (WHERE status = 'pending' AND past_due) AS open_past_due,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       percentile_disc(0.5) WITHIN GROUP (ORDER BY lag)
-         FILTER (WHERE status = 'completed' OR past_due AND status = 'pending') AS lag_p50,
-       percentile_disc(0.99) WITHIN GROUP (ORDER BY lag)
-         FILTER (WHERE status = 'completed' OR past_due AND status = 'pending') AS lag_p99,
-       max(lag) FILTER (WHERE status = 'completed' OR past_due AND status = 'pending') AS lag_max
-  FROM decided
-"""
-
 
 class ScheduleProbeConfig(ProbeConfig):
-    flow: Literal["refund", "final_payment", "settlement"]
+    promise: str | None = Field(default=None, description="a promise the system declares")
+    flow: str | None = Field(default=None, description="older name of `promise`")
     measure: Measure = "on_time_ratio"
     window: PositiveDuration | None = Field(
         default=None, description="the last this long (default: since the run began)")
-    database_url: str | None = Field(default=None, description="default: the platform's ledger")
+    database: str | None = Field(default=None, description="default: the promise's database")
     timeout: PositiveDuration = 5.0
+
+    @model_validator(mode="after")
+    def _named(self) -> ScheduleProbeConfig:
+        if (self.promise is None) == (self.flow is None):
+            raise ValueError("name the promise: `promise: refund`")
+        return self
+
+    @property
+    def name(self) -> str:
+        return str(self.promise or self.flow)
+
+
+def grouped_query(promise: PromiseSpec, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """Outcome, past-due flag, log-scale lag bucket, count and max lag of the promises decided
+    in (start, now]; the state words are parameters, never spliced into SQL."""
+    params: dict[str, Any] = {}
+    cases = []
+    for outcome, words in promise.states.items():
+        names = []
+        for word in words:
+            params[f"w{len(params)}"] = word
+            names.append(f"%(w{len(params) - 1})s")
+        cases.append(f"WHEN state IN ({', '.join(names)}) THEN '{outcome}'")
+    lag = dialect.lag("COALESCE(completed_at, %(now)s)", "due_at")
+    query = f"""
+SELECT outcome, past_due, SIGN(lag) * ROUND(LN(ABS(lag) + 0.001) * 100) AS bucket,
+       COUNT(*) AS n, MAX(lag) AS top, MIN(state) AS word
+  FROM (SELECT CASE {' '.join(cases)} ELSE 'unmapped' END AS outcome,
+               CASE WHEN due_at <= %(now)s THEN 1 ELSE 0 END AS past_due,
+               {lag} AS lag, state
+          FROM ({promise.query}) AS p
+         WHERE due_at IS NOT NULL
+           AND ((due_at > %(start)s AND due_at <= %(now)s)
+                OR (completed_at > %(start)s AND completed_at <= %(now)s
+                    AND completed_at <= due_at))) AS decided
+ GROUP BY outcome, past_due, SIGN(lag) * ROUND(LN(ABS(lag) + 0.001) * 100)"""
+    return query, params
+
+
+def tally(rows: list[dict[str, Any]], promise: str) -> dict[str, float | None]:
+    """Every measure from the grouped rows."""
+    unmapped = sorted({str(r["word"]) for r in rows if r["outcome"] == "unmapped"})
+    if unmapped:
+        raise ProbeError(f"promise '{promise}' has state words {unmapped} that `states:` does "
+                         "not map", hint="add them to the promise's states (completed, pending "
+                                         "or failed)")
+    counts = {"due": 0, "completed_on_time": 0, "late": 0, "open_past_due": 0, "failed": 0}
+    lags: list[tuple[float, int]] = []
+    top = None
+    for r in rows:
+        n, outcome, past_due = int(r["n"]), r["outcome"], bool(int(r["past_due"]))
+        counts["due"] += n
+        bucket = float(r["bucket"] or 0)
+        value = math.copysign(math.exp(abs(bucket) / 100) - 0.001, bucket) if bucket else 0.0
+        if outcome == "completed":
+            counts["completed_on_time" if value <= 0 else "late"] += n
+        elif outcome == "failed":
+            counts["failed"] += n
+        elif past_due:
+            counts["open_past_due"] += n
+        if outcome == "completed" or (outcome == "pending" and past_due):
+            lags.append((value, n))
+            top = float(r["top"]) if top is None else max(top, float(r["top"]))
+    return {**{k: float(v) for k, v in counts.items()},
+            "on_time_ratio": counts["completed_on_time"] / counts["due"] if counts["due"]
+            else None,
+            "lag_p50": _percentile(lags, 0.5), "lag_p99": _percentile(lags, 0.99),
+            "lag_max": top}
+
+
+def _percentile(lags: list[tuple[float, int]], q: float) -> float | None:
+    total = sum(n for _, n in lags)
+    if not total:
+        return None
+    seen, target = 0, max(1, math.ceil(q * total))
+    for value, n in sorted(lags):
+        seen += n
+        if seen >= target:
+            return value
+    return sorted(lags)[-1][0]
 
 
 class ScheduleProbe:
-    """Counts promises kept and broken, straight from the ledger."""
+    """Counts promises kept and broken in the system's books."""
 
     type_name: ClassVar[str] = "schedule"
     Config: ClassVar[type[ProbeConfig]] = ScheduleProbeConfig
@@ -99,19 +136,33 @@ class ScheduleProbe:
     def __init__(self, config: ProbeConfig, context: ProbeContext) -> None:
         assert isinstance(config, ScheduleProbeConfig)
         self.config = config
-        self.started = datetime.now(UTC)
-        self.source = LedgerSource(database_url(config.database_url, context.platform),
-                                   config.timeout)
+        promises = context.system.promises if context.system else {}
+        if config.name not in promises:
+            raise ProbeError(f"the system declares no promise '{config.name}'",
+                             hint=f"declared: {', '.join(promises) or 'none'}; add it under "
+                                  "`promises:` in the system")
+        self.promise = promises[config.name]
+        url = database_url(config.database or self.promise.database, context.system,
+                           context.platform)
+        self.books = Books(url, config.timeout)
+        self.query, self.params = grouped_query(self.promise, self.books.dialect)
+        self.started: Any = None  # the database's clock when the probe first looked
 
-    async def sample(self) -> float:
-        return measure(self.config.measure, await self.counts())
+    async def _now(self) -> Any:
+        return (await self.books.row(f"SELECT {self.books.dialect.now} AS now"))["now"]
 
-    async def counts(self) -> dict[str, Any]:
-        """Every measure at once (for reports that want the whole picture)."""
-        window = f"{self.config.window} seconds" if self.config.window else None
-        query = SCHEDULE.format(promises=PROMISES[self.config.flow])
-        return await self.source.row(query, {
-            "window": window, "since": self.started, "here": datetime.now(UTC)})
+    async def counts(self) -> dict[str, float | None]:
+        now = await self._now()
+        if self.started is None:
+            self.started = now
+        start = self.started
+        if self.config.window is not None:
+            start = max(start, now - _seconds(self.config.window))
+        rows = await self.books.rows(self.query, {**self.params, "now": now, "start": start})
+        return tally(rows, self.config.name)
+
+    async def sample(self) -> float | None:
+        return (await self.counts())[self.config.measure]
 
     def unit(self) -> str:
         measure = self.config.measure
@@ -120,12 +171,10 @@ class ScheduleProbe:
         return "ratio" if measure == "on_time_ratio" else "count"
 
     async def close(self) -> None:
-        await self.source.close()
+        await self.books.close()
 
 
-def measure(name: str, row: dict[str, Any]) -> float:
-    if name == "on_time_ratio":
-        due = row["due"]
-        return row["completed_on_time"] / due if due else 1.0
-    value = row[name]
-    return 0.0 if value is None else float(value)
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)

@@ -15,6 +15,8 @@ from pydantic import (
 
 from chaoskit.spec.conditions import parse_expectation, parse_threshold
 from chaoskit.spec.load import LoadSpec
+from chaoskit.spec.params import ParameterSpec
+from chaoskit.spec.system import SystemSpec
 from chaoskit.spec.units import (
     Duration,
     PositiveDuration,
@@ -179,6 +181,11 @@ class Experiment(Strict):
     api_version: Literal["chaoskit/v1"] = Field(alias="apiVersion")
     kind: Literal["Experiment"]
     metadata: Metadata
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict, description=(
+        "values the experiment takes (`${name}` anywhere; `chaoskit run --set name=value`)"))
+    system: SystemSpec | None = Field(default=None, description=(
+        "the system under test: a path to a `kind: System` file (relative to this file), or "
+        "its declarations written here (flows, promises, checks, roles, ...)"))
     target: Target = Field(default_factory=Target)
     hypothesis: list[Expectation] = Field(default_factory=list)
     load: LoadSpec | None = None
@@ -203,3 +210,16 @@ class Experiment(Strict):
                     raise ValueError(f"{group}: the name '{item.name}' is used twice")
                 seen.add(item.name)
         return self
+
+
+class SystemFile(SystemSpec):
+    """A `kind: System` file: a system's declarations that many experiments include."""
+
+    api_version: Literal["chaoskit/v1"] = Field(alias="apiVersion")
+    kind: Literal["System"]
+    metadata: Metadata
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
+
+    def declarations(self) -> SystemSpec:
+        return SystemSpec.model_validate(self.model_dump(
+            by_alias=True, exclude={"api_version", "kind", "metadata", "parameters"}))

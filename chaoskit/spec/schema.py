@@ -27,7 +27,7 @@ def json_schema() -> dict[str, Any]:
     defs["FaultSpec"] = _by_kind(defs, defs["FaultSpec"], registry.FAULTS, "type", "fault")
     defs["ProbeRef"] = _by_kind(defs, defs["ProbeRef"], registry.PROBES, "type", "probe")
     defs["Target"] = _by_kind(defs, defs["Target"], registry.PLATFORMS, "platform", "platform")
-    schema = _duration_defaults(schema)
+    schema = _parameters_allowed(_duration_defaults(schema))
     body = {key: value for key, value in schema.items() if key not in ("title", "description")}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -73,6 +73,47 @@ def _config_of(group: str, kind: str) -> type[BaseModel] | None:
     found = next((vars(base)["Config"] for base in bases
                   if "Config" in vars(base)), None)
     return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+
+
+PARAMETER = {"type": "string", "pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_-]*\}$",
+             "description": "a parameter: ${name} (chaoskit run --set name=value)"}
+_SCALARS = {"number", "integer", "boolean"}
+
+
+_MAPS = ("properties", "$defs", "patternProperties")
+_SUBSCHEMAS = ("items", "additionalProperties", "then", "else", "not")
+_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _parameters_allowed(node: Any) -> Any:
+    """Wherever a number, a pattern or a fixed set of words is expected, `${name}` may stand
+    (a schema walk: property maps and sub-schemas are told apart)."""
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    for key in _MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _parameters_allowed(sub) for name, sub in out[key].items()}
+    for key in _SUBSCHEMAS:
+        if isinstance(out.get(key), dict):
+            out[key] = _parameters_allowed(out[key])
+    for key in _LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_parameters_allowed(sub) for sub in out[key]]
+    if out.get("type") == "string" and "pattern" in out:  # keeps "does not match" errors
+        out["pattern"] = f"(?:{out['pattern']})|{PARAMETER['pattern']}"
+    elif isinstance(out.get("anyOf"), list) and any(_scalar(o) for o in out["anyOf"]):
+        out["anyOf"] = [*out["anyOf"], PARAMETER]
+    elif _scalar(out):
+        typed = {k: v for k, v in out.items() if k not in ("title", "description", "default",
+                                                             "examples")}
+        rest = {k: v for k, v in out.items() if k not in typed}
+        return {**rest, "anyOf": [typed, PARAMETER]}
+    return out
+
+
+def _scalar(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("type") in _SCALARS
 
 
 def _duration_defaults(node: Any) -> Any:

@@ -20,9 +20,12 @@ from chaoskit.spec.models import (
     FaultSpec,
     ProbeRef,
     Scope,
+    SystemFile,
     Target,
 )
 from chaoskit.spec.schema import model_at, union_tags
+from chaoskit.spec.system import SystemSpec
+from chaoskit.spec.templates import TemplateError, parse_template, unknown_names
 from chaoskit.spec.units import format_duration, positive_duration
 from chaoskit.spec.yaml_source import Document, Loc, locate
 
@@ -385,8 +388,112 @@ def check_baseline_phases(checker: Checker) -> None:
                     "set 'phases: [during, after]' for it", _path(loc))
 
 
-def validate_document(document: Document, problems: ProblemList) -> Experiment | None:
-    """The Experiment, or None with every problem of the file added to `problems`."""
+def _strings_at(value: Any, loc: Loc) -> list[tuple[Loc, str]]:
+    """Every string of a raw request, with where it is (keys of headers and query too)."""
+    if isinstance(value, str):
+        return [(loc, value)]
+    if isinstance(value, dict):
+        found = [(loc + (k,), k) for k in value if isinstance(k, str) and "{{" in k]
+        return found + [s for k, v in value.items() for s in _strings_at(v, loc + (k,))]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings_at(v, loc + (i,))]
+    return []
+
+
+def check_flows(checker: Checker, base: Loc, data: Any) -> None:
+    """Every template of every flow parses, and reads only variables and captured values."""
+    flows = data.get("flows") if isinstance(data, dict) else None
+    if not isinstance(flows, dict):
+        return
+    captured = {c for f in flows.values() if isinstance(f, dict)
+                and isinstance(f.get("captures"), dict) for c in f["captures"]}
+    for name, flow in flows.items():
+        request = flow.get("request") if isinstance(flow, dict) else None
+        for loc, text in _strings_at(request, (*base, "flows", name, "request")):
+            _check_template(checker, loc, text, name, captured)
+
+
+def _check_template(checker: Checker, loc: Loc, text: str, flow: str,
+                    captured: set[str]) -> None:
+    try:
+        template = parse_template(text)
+    except TemplateError as exc:
+        checker.add(checker.value_node(loc), f"flow '{flow}': {exc}",
+                    "see `chaoskit schema` or the README's 'Test your own stack'", _path(loc))
+        return
+    unknown = unknown_names(template, captured)
+    if unknown:
+        checker.add(checker.value_node(loc),
+                    f"flow '{flow}' uses {', '.join(unknown)}: no such template variable, and "
+                    "no flow captures it",
+                    "capture it in a flow's `captures:`, or use seq, key, flow, uuid, "
+                    "random.int/float/choice, amount(a, b) or env.NAME", _path(loc))
+
+
+def check_references(checker: Checker, experiment: Experiment) -> None:
+    """What the experiment names must be declared by its system: the load's flows, the
+    promises and checks its probes read."""
+    system = experiment.system
+    if experiment.load is not None:
+        flows = set(system.flows) if system else set()
+        for flow in experiment.load.mix:
+            if flow not in flows:
+                checker.add(_key_node(checker, ("load", "mix"), flow),
+                            f"load.mix names flow '{flow}', which the system does not declare",
+                            (f"declared flows: {', '.join(sorted(flows))}" if flows else
+                             "declare its request under `system:` (a `kind: System` file or "
+                             "a mapping), e.g. system: systems/reference-stack.yaml"),
+                            f"load.mix.{flow}")
+    for group in ("hypothesis", "guardrails"):
+        for i, item in checker.items(group):
+            probe = item.get("probe")
+            if isinstance(probe, dict):
+                _check_declared(checker, system, probe, (group, i, "probe"))
+
+
+_DECLARED = {"promise": "promises", "check": "checks", "reconciliation": "reconciliations"}
+
+
+def _check_declared(checker: Checker, system: SystemSpec | None, probe: dict[str, Any],
+                    loc: Loc) -> None:
+    for key, group in _DECLARED.items():
+        name = probe.get(key)
+        if not isinstance(name, str):
+            continue
+        declared = getattr(system, group) if system else {}
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            checker.add(checker.value_node(loc + (key,)),
+                        f"the probe reads {key} '{name}', which the system does not declare",
+                        f"declared {group}: {known}", _path(loc + (key,)))
+
+
+def _key_node(checker: Checker, loc: Loc, key: str) -> Node:
+    spot = locate(checker.root, loc + (key,))
+    return spot.key if spot.key is not None else spot.value
+
+
+def validate_system_document(document: Document, problems: ProblemList) -> SystemSpec | None:
+    """The declarations of a `kind: System` file, or None with its problems added."""
+    checker = Checker(document, problems)
+    if not isinstance(document.data, dict):
+        checker.add(document.root, "the file is not a mapping (key: value lines)",
+                    "a system file starts with 'apiVersion: chaoskit/v1' and 'kind: System'")
+        return None
+    system = None
+    try:
+        system = SystemFile.model_validate(document.data).declarations()
+    except ValidationError as exc:
+        checker.add_errors(exc, (), SystemFile)
+    check_flows(checker, (), document.data)
+    return system if not problems.items else None
+
+
+def validate_document(document: Document, problems: ProblemList,
+                      included: SystemSpec | None = None) -> Experiment | None:
+    """The Experiment, or None with every problem of the file added to `problems`.
+    `included`: the declarations of the `kind: System` file its `system:` names (validated
+    on their own, against that file's lines)."""
     checker = Checker(document, problems)
     if not isinstance(document.data, dict):
         checker.add(document.root, "the file is not a mapping (key: value lines)",
@@ -394,10 +501,17 @@ def validate_document(document: Document, problems: ProblemList) -> Experiment |
         return None
     check_unique_names(checker)
     experiment = None
+    data = document.data
+    if included is not None:
+        data = {**data, "system": included.model_dump(by_alias=True)}
     try:
-        experiment = Experiment.model_validate(document.data)
+        experiment = Experiment.model_validate(data)
     except ValidationError as exc:
         checker.add_errors(exc, (), Experiment)
     for check in (check_plugins, check_timing, check_scope, check_baseline_phases):
         check(checker)
+    if included is None and isinstance(data.get("system"), dict):
+        check_flows(checker, ("system",), data["system"])
+    if experiment is not None:
+        check_references(checker, experiment)
     return experiment if not problems.items else None

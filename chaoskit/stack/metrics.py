@@ -48,6 +48,8 @@ class StackMetrics:
             "payments_window_open_lag_seconds", "opened_at - opens_at of final-payment windows",
             ["node"], buckets=LATENCY_BUCKETS, registry=r)
         self.is_leader = Gauge("payments_is_leader", "1 while leader", ["node"], registry=r)
+        self.leases_held = Gauge("payments_leases_held", "work leases this worker holds now",
+                                 ["node"], registry=r)
         self.bank_call_duration = Histogram(
             "payments_bank_call_duration_seconds", "bank channel call latency",
             ["node", "bank", "outcome"], buckets=LATENCY_BUCKETS, registry=r)

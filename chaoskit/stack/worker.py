@@ -112,6 +112,7 @@ class Worker:
     async def execute(self, claim: Claim) -> None:
         assert self.bank is not None
         self.held.add(claim.flow_id)
+        self.metrics.leases_held.labels(self.metrics.node).set(len(self.held))
         try:
             bank, answer = await self.bank.call(claim.kind, claim.flow_id, claim.amount,
                                                 claim.currency)
@@ -121,6 +122,7 @@ class Worker:
                 await self.complete(claim, bank, answer)
         finally:
             self.held.discard(claim.flow_id)
+            self.metrics.leases_held.labels(self.metrics.node).set(len(self.held))
 
     async def complete(self, claim: Claim, bank: str, answer: BankAnswer) -> None:
         """Book the flow only if our claim is still the current one (the fence)."""

@@ -255,7 +255,7 @@ def test_shipped_experiment_dry_runs_then_its_faults_inject_and_revert(
     assert "nothing was injected" in capsys.readouterr().out
     experiment = load_experiment(path)
     target = KubernetesPlatform.from_target(experiment.target)
-    for planned in plan_faults(experiment, target, random.Random(1), "run-1"):
+    for planned in asyncio.run(plan_faults(experiment, target, random.Random(1), "run-1")):
         driver = build_driver(planned.type, target, "run-1")
         assert asyncio.run(driver.preflight(planned.intent)) == []
         facts = asyncio.run(driver.inject(planned.intent))

@@ -65,7 +65,7 @@ def test_the_runner_role_is_enough_for_each_shipped_kubernetes_experiment(
     experiment = load_experiment(pointed_at(path, plane, tmp_path))
     target = KubernetesPlatform.from_target(experiment.target)
     assert asyncio.run(target.preflight()) == []
-    planned = plan_faults(experiment, target, random.Random(1), "run-1")
+    planned = asyncio.run(plan_faults(experiment, target, random.Random(1), "run-1"))
     assert planned, "every shipped Kubernetes experiment injects something"
     for fault in planned:
         driver = build_driver(fault.type, target, "run-1")

@@ -13,6 +13,7 @@ from chaoskit.engine import run as runner
 from chaoskit.engine.run import RunOptions, run_experiment
 from chaoskit.spec.models import Experiment
 from chaoskit.testing import FakePlatform
+from tests.fixtures.systems import simple_flows
 
 
 class FakeCluster(FakePlatform):
@@ -44,6 +45,7 @@ def _experiment(fault: dict[str, Any] | None = None) -> Experiment:
     return Experiment.model_validate({
         "apiVersion": "chaoskit/v1", "kind": "Experiment", "metadata": {"name": "spread"},
         "target": {"platform": "fake", "entry": "http://127.0.0.1:9"},
+        "system": {"flows": simple_flows()},
         "phases": {"baseline": "0s", "recover": "0s"},
         "load": {"duration": "2s", "pods": 3, "profile": [{"shape": "constant", "rate": 50}]},
         "faults": [fault or {"name": "f", "type": "noop", "duration": "1s"}]})

@@ -160,7 +160,7 @@ def test_recover_by_hand_reverts_what_a_dead_run_left(lab: Lab) -> None:
             import random
             run.platform = platform_for(run.experiment.target)
             run._open()
-            (pf,) = plan_faults(run.experiment, run.platform, random.Random(1), run.run_id)
+            (pf,) = await plan_faults(run.experiment, run.platform, random.Random(1), run.run_id)
             run.journal.write("intent", fault=pf.name, type=pf.type, intent=pf.intent)
             await build_driver(pf.type, run.platform, run.run_id).inject(pf.intent)
             os._exit(9)

@@ -26,6 +26,7 @@ from chaoskit.platforms.kubernetes.cluster import (
     PodView,
 )
 from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
+from tests.fixtures.systems import role_node
 
 NS = "payments"
 
@@ -146,14 +147,15 @@ def test_describe_round_trips_and_carries_the_run(platform: KubernetesPlatform) 
     assert again.run == "run-1" and again.scope.namespaces == (NS,)
 
 
-def test_nodes_carry_the_apps_they_host_and_roles_resolve_to_them(
+def test_nodes_carry_the_apps_they_host_and_declared_roles_resolve_to_them(
         platform: KubernetesPlatform) -> None:
     nodes = {n.name: n for n in platform.nodes()}
     assert nodes["n1"].roles == ("gateway", "postgres", "scheduler")
-    assert platform.node_for_role("scheduler-leader") == "n1"
-    assert platform.node_for_role("worker-most-leases") == "n3"
-    with pytest.raises(PlatformError, match="unknown role"):
-        platform.node_for_role("bogus")
+    # the reference stack's declared finders: its metrics are out of reach here and no
+    # database is given, so the pod selectors decide
+    assert role_node(platform, "scheduler-leader") == "n1"
+    assert role_node(platform, "worker-most-leases") == "n3"
+    assert platform.nodes_of_pods("app.kubernetes.io/name=worker") == ["n3"]
 
 
 def test_drain_cordons_evicts_reports_refusals_and_restore_uncordons(
@@ -229,7 +231,7 @@ def test_node_loss_driver_drives_the_cluster_modes_through_the_platform(
         platform: KubernetesPlatform, cluster: FakeCluster) -> None:
     cluster.protected.add("postgres-0")
     driver = NodeLoss(platform)
-    intent = driver.plan("drain-db", {"role": "scheduler-leader"},
+    intent = driver.plan("drain-db", {"node": role_node(platform, "scheduler-leader")},
                          NodeLossConfig(mode="drain", recovery_timeout=0.1), random.Random(1))
     assert intent["node"] == "n1"
     assert asyncio.run(driver.preflight(intent)) == []

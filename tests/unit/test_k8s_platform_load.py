@@ -15,6 +15,7 @@ from chaoskit.platforms.kubernetes.load_job import (
     plan_of,
 )
 from chaoskit.spec.load import LoadSpec
+from tests.fixtures.systems import reference_flows
 
 
 def spec() -> LoadSpec:
@@ -40,7 +41,8 @@ def test_index_shares_sum_to_the_total_and_differ_by_at_most_one(total: int,
 
 
 def test_the_job_is_indexed_with_completions_and_parallelism_equal_to_the_pods() -> None:
-    plan = plan_for(spec(), "http://gateway.payments:8080", seed=7, ack_path="/tmp/acks")
+    plan = plan_for(spec(), "http://gateway.payments:8080", reference_flows(), seed=7,
+                    ack_path="/tmp/acks")
     job = load_job(plan, name="load-1", pods=4, image="chaoskit/payment-stack:0.1.0",
                    run="run-1", start_at=1700000000.0)
     assert job["spec"]["completionMode"] == "Indexed"
@@ -54,7 +56,8 @@ def test_the_job_is_indexed_with_completions_and_parallelism_equal_to_the_pods()
 
 
 def test_the_pods_shares_are_exactly_the_whole_schedule_at_the_asked_rate() -> None:
-    plan = plan_for(spec(), "http://gateway.payments:8080", seed=7, ack_path=None)
+    plan = plan_for(spec(), "http://gateway.payments:8080", reference_flows(), seed=7,
+                    ack_path=None)
     whole = arrivals(plan)
     job = load_job(plan, name="load-1", pods=3, image="x", run="r", start_at=0.0)
     per_pod = [arrivals(plan_of(job, i)) for i in range(3)]
@@ -65,7 +68,7 @@ def test_the_pods_shares_are_exactly_the_whole_schedule_at_the_asked_rate() -> N
 
 def test_reports_merge_bucket_counts_and_totals() -> None:
     one = {"latency": [[1000, 3]], "lag": [[10, 3]], "acks": 3, "connections": 2,
-           "cpu_seconds": 0.5, "refunds_as_payments": 0}
+           "cpu_seconds": 0.5, "substituted": {}}
     two = {"latency": [[1000, 1], [5000, 1]], "lag": [[10, 2]], "acks": 2, "connections": 1,
            "cpu_seconds": 0.25, "refunds_as_payments": 0}
     merged = merge_reports([one, two])

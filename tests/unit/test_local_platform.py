@@ -13,6 +13,7 @@ import pytest
 from chaoskit.errors import PlatformError
 from chaoskit.lab import processes, state
 from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord
+from chaoskit.platforms.abilities import Roles
 from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.spec.models import ProxyDecl, Target
 
@@ -67,13 +68,11 @@ def test_nodes_and_metrics_targets(tmp_path: Path) -> None:
     assert set(platform.metrics_targets(exclude_node="node-1")) == {"gateway-node-2"}
 
 
-def test_roles_errors_and_missing_processes(tmp_path: Path) -> None:
+def test_the_lab_knows_no_roles_of_the_stack_it_runs_and_names_missing_processes(
+        tmp_path: Path) -> None:
     write_lab(tmp_path)
     platform = LocalPlatform(str(tmp_path))
-    with pytest.raises(PlatformError, match="unknown role"):
-        platform.node_for_role("janitor")
-    with pytest.raises(PlatformError, match="no live gateway"):
-        platform.node_for_role("gateway")  # none of the recorded pids runs
+    assert not isinstance(platform, Roles)  # roles are the system's declarations
     assert "process gateway-node-1 is not running" in " ".join(platform.node_residue("node-1"))
     with pytest.raises(PlatformError, match="no node 'node-7'"):
         platform.kill_node("node-7")

@@ -10,21 +10,21 @@ from chaoskit.engine.sampling import build_probe
 from chaoskit.errors import ProbeError
 from chaoskit.probes.base import ProbeContext
 from chaoskit.spec.models import ProbeRef
+from chaoskit.testing import FakePlatform
+from tests.fixtures.systems import reference
 
 
-class Platform:
-    def prometheus_url(self) -> str:
-        return "http://127.0.0.1:9090/"
-
-    def database_url(self) -> str:
-        return "postgresql://127.0.0.1:5432/ledger"
-
-    def metrics_targets(self) -> dict[str, str]:
-        return {"gateway-node-1": "http://127.0.0.1:8001/metrics",
-                "worker-node-1": "http://127.0.0.1:8002/metrics"}
+def platform() -> FakePlatform:
+    fake = FakePlatform()
+    fake.set_address("prometheus", "http://127.0.0.1:9090/")
+    fake.set_address("database", "postgresql://127.0.0.1:5432/ledger")
+    (fake.state_dir / "addresses" / "metrics.json").write_text(
+        '{"gateway-node-1": "http://127.0.0.1:8001/metrics", '
+        '"worker-node-1": "http://127.0.0.1:8002/metrics"}')
+    return fake
 
 
-CONTEXT = ProbeContext(Platform(), "/tmp", "/tmp/acknowledged.jsonl")
+CONTEXT = ProbeContext(platform(), "/tmp", "/tmp/acknowledged.jsonl", system=reference())
 
 
 def build(**options: object) -> object:
@@ -43,11 +43,25 @@ def test_metrics_takes_the_platform_targets_of_a_service() -> None:
     assert probe.targets == ["http://127.0.0.1:8002/metrics"]  # type: ignore[attr-defined]
 
 
-def test_schedule_and_ledger_default_to_the_platform_database() -> None:
-    schedule = build(type="schedule", flow="refund", measure="lag_p99", window="5m")
-    ledger = build(type="ledger", measure="money_at_risk")
-    assert schedule.source.url == Platform().database_url()  # type: ignore[attr-defined]
-    assert ledger.acks.path.name == "acknowledged.jsonl"  # type: ignore[attr-defined]
+def test_the_books_probes_read_the_declarations_and_the_platform_database() -> None:
+    schedule = build(type="schedule", promise="refund", measure="lag_p99", window="5m")
+    money = build(type="money", check="books-balance")
+    acked = build(type="acknowledged", measure="missing")
+    url = "postgresql://127.0.0.1:5432/ledger"
+    assert schedule.books.url == money.books.url == url  # type: ignore[attr-defined]
+    assert acked.acks.path.name == "acknowledged.jsonl"  # type: ignore[attr-defined]
+    assert "FROM flows WHERE kind = 'refund'" in schedule.query  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    ({"type": "schedule", "promise": "payment"}, "no promise 'payment'"),
+    ({"type": "money", "check": "books-balanse"}, "no money check 'books-balanse'"),
+])
+def test_undeclared_promises_and_checks_are_named(options: dict[str, object],
+                                                  needle: str) -> None:
+    with pytest.raises(ProbeError, match=needle) as err:
+        build(**options)
+    assert "declared:" in err.value.hint
 
 
 def test_http_accepts_one_status() -> None:
@@ -56,12 +70,12 @@ def test_http_accepts_one_status() -> None:
 
 
 @pytest.mark.parametrize("options", [
-    {"type": "schedule", "flow": "payment"},               # payments have no due time
+    {"type": "schedule", "promise": "refund", "flow": "refund"},  # one name, not two
     {"type": "metrics", "metric": "x", "targets": ["u"], "measure": "p99"},
-    {"type": "ledger", "measure": "ledger"},
+    {"type": "acknowledged", "measure": "lost"},
     {"type": "prometheus", "query": "up", "reduce": "median"},
     {"type": "http", "url": "http://x", "timeout": "5"},   # durations need a unit
-    {"type": "schedule", "flow": "refund", "windw": "5m"},  # unknown keys are errors
+    {"type": "schedule", "promise": "refund", "windw": "5m"},  # unknown keys are errors
 ])
 def test_invalid_options_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

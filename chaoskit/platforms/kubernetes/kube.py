@@ -56,10 +56,12 @@ def _object(kind: str, item: Any) -> ObjectView:
     spec, status = getattr(item, "spec", None), getattr(item, "status", None)
     workload = kind in ("Deployment", "StatefulSet")
     ready = (getattr(status, "ready_replicas", None) or 0) if workload else None
+    data = dict(getattr(item, "data", None) or {})
+    if kind == "Lease":  # who holds it: what a role finder asks
+        data = {"holder": getattr(spec, "holder_identity", None) or ""}
     return ObjectView(kind, item.metadata.name, item.metadata.namespace,
                       dict(item.metadata.labels or {}), dict(item.metadata.annotations or {}),
-                      getattr(spec, "replicas", None), ready,
-                      dict(getattr(item, "data", None) or {}))
+                      getattr(spec, "replicas", None), ready, data, item.metadata.uid or "")
 
 
 class KubeCluster:
@@ -73,6 +75,7 @@ class KubeCluster:
         self.batch: Any = client.BatchV1Api(api)
         self.net: Any = client.NetworkingV1Api(api)
         self.authz: Any = client.AuthorizationV1Api(api)
+        self.coordination: Any = client.CoordinationV1Api(api)
 
     def list_nodes(self) -> list[NodeView]:
         return [_node(n) for n in self.core.list_node().items]
@@ -105,8 +108,10 @@ class KubeCluster:
 
     def _verbs(self, kind: str) -> tuple[Any, str]:
         apis = {"NetworkPolicy": (self.net, "network_policy"), "Job": (self.batch, "job"),
+                "CronJob": (self.batch, "cron_job"),
                 "Deployment": (self.apps, "deployment"),
-                "StatefulSet": (self.apps, "stateful_set"), "ConfigMap": (self.core, "config_map")}
+                "StatefulSet": (self.apps, "stateful_set"), "ConfigMap": (self.core, "config_map"),
+                "Lease": (self.coordination, "lease")}
         if kind not in apis:
             raise PlatformError(f"chaoskit does not manage {kind} objects",
                                 hint="a bug: report it")
@@ -129,6 +134,12 @@ class KubeCluster:
     def patch_object(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         api, noun = self._verbs(kind)
         _gone_ok(getattr(api, f"patch_namespaced_{noun}"), name, namespace, body)
+
+    def replace_object(self, kind: str, namespace: str, name: str,
+                       body: dict[str, Any]) -> None:
+        """The whole object replaced (an unconditional update: no resourceVersion needed)."""
+        api, noun = self._verbs(kind)
+        getattr(api, f"replace_namespaced_{noun}")(name, namespace, body)
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> int:
         before = self.apps.read_namespaced_deployment_scale(name, namespace).spec.replicas

@@ -18,15 +18,9 @@ from chaoskit.platforms.kubernetes import load_job, nodeops, permissions, worklo
 from chaoskit.platforms.kubernetes.cluster import ClusterApi, PodScope, PodView
 from chaoskit.spec import scope as scope_rules
 
-ROLES = {  # role -> the pods whose node is that role's node
-    "scheduler-leader": "app.kubernetes.io/name=scheduler",
-    "worker-most-leases": "app.kubernetes.io/name=worker",
-    "gateway": "app.kubernetes.io/name=gateway",
-}
 APP = "app.kubernetes.io/name"
 CAPACITY_UNIT = "chaoskit.io/capacity-unit"
 STOP_TIMEOUT = 30.0  # seconds stop_offline waits for the Jobs' pods to be gone
-_LEADER = "SELECT holder FROM leader_leases WHERE expires_at > now() ORDER BY name LIMIT 1"
 _NODE_OPS = {"kill": nodeops.kill, "drain": nodeops.drain, "node-down": nodeops.node_down,
              "isolate": nodeops.isolate}
 
@@ -167,40 +161,32 @@ class KubernetesPlatform:
         except Exception:  # noqa: BLE001 - no stack here, or no right to read it: no units
             return []
 
-    def roles(self) -> tuple[str, ...]:
-        return tuple(ROLES)
+    def nodes_of_pods(self, selector: str) -> list[str]:
+        return [p.node for p in self._running(selector)]
 
-    def node_for_role(self, role: str) -> str:
-        """The node of the role's pod: the leader named by the ledger when a database is given
-        (the stack elects in PostgreSQL; holders are pod names), else the first running pod."""
-        if role not in ROLES:
-            raise PlatformError(f"unknown role '{role}'", hint=f"use one of: {', '.join(ROLES)}")
-        pods = self._running(ROLES[role])
-        holder = self._leader() if role == "scheduler-leader" and self._database else None
-        chosen = [p for p in pods if p.name == holder] or pods
-        if not chosen:
-            raise PlatformError(f"no running pod for role {role} in {self.scope.namespaces}",
-                                hint="check the stack is applied and its pods are Running")
-        return chosen[0].node
+    def node_of_pod(self, pod: str) -> str:
+        found = [p for ns in self.scope.namespaces for p in self.cluster.list_pods(ns)
+                 if p.name == pod and p.node]
+        if not found:
+            raise PlatformError(f"no placed pod '{pod}' in {self.scope.namespaces}",
+                                hint="check the role's finder returns a pod name")
+        return found[0].node
+
+    def lease_holder_node(self, namespace: str, name: str) -> str:
+        leases = [o for o in self.cluster.list_objects("Lease", namespace) if o.name == name]
+        holder = leases[0].data.get("holder") if leases else None
+        pods = [p for p in self.cluster.list_pods(namespace) if p.name == holder and p.node]
+        if not pods:
+            raise PlatformError(f"no running pod holds the Lease {namespace}/{name} "
+                                f"(holder: {holder or 'none'})",
+                                hint="check the Lease exists and its holder is a pod name")
+        return pods[0].node
 
     def _running(self, selector: str) -> list[PodView]:
         """Running, placed, not terminating pods in scope matching `selector`, by name."""
         pods = [p for ns in self.scope.namespaces for p in self.cluster.list_pods(ns, selector)
                 if p.phase == "Running" and p.node and not p.deleting]
         return sorted(pods, key=lambda p: p.name)
-
-    def _leader(self) -> str | None:
-        import psycopg
-
-        try:
-            with psycopg.connect(self.database_url(), connect_timeout=3,
-                                 autocommit=True) as conn:
-                row = conn.execute(_LEADER).fetchone()
-        except psycopg.Error as exc:
-            raise PlatformError(f"cannot ask the ledger which scheduler leads: {exc}",
-                                hint="port-forward the database (target.database) or target "
-                                     "{node: NAME} instead of the leader's role") from exc
-        return str(row[0]) if row else None
 
     def node_loss_modes(self) -> dict[str, str | None]:
         return {mode: None for mode in _NODE_OPS}

@@ -7,29 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
 from pydantic import Field
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PermissionMissing, PlatformError
-from chaoskit.exposition import totals
 from chaoskit.lab import capacity, cgroups, health, nodes, offline, processes, state
 from chaoskit.lab.state import LabState
 from chaoskit.platforms.abilities import NodeInfo, OfflineProcess, OfflineWork, PlatformConfig
 
-ROLES = ("scheduler-leader", "worker-most-leases", "gateway")
 NODE_LOSS_MODES = ("kill", "freeze", "isolate")
 STACK = ("gateway", "worker", "scheduler", "bank", "offline")
-_HELD_BY = """
-SELECT count(*) FROM flows
- WHERE status = 'pending' AND lease_owner = ANY(%s) AND lease_expires_at > now()"""
-_MOST_LEASES = """
-SELECT lease_owner, count(*) FROM flows
- WHERE status = 'pending' AND lease_owner IS NOT NULL AND lease_expires_at > now()
- GROUP BY lease_owner ORDER BY count(*) DESC, lease_owner LIMIT 1"""
-
-
 class LocalConfig(PlatformConfig):
     lab: str | None = Field(default=None, description="the lab's name or state directory "
                             "(default: the lab `chaoskit lab up` started)")
@@ -39,9 +26,10 @@ class LocalPlatform:
     """A lab found by name or state directory; every call re-reads its state file, so two
     processes (the runner and the watchdog) see the same pids after a node restart.
 
-    Abilities: Entry, Database, ToxiproxyAccess, MetricsTargets, OwnHosts, Roles,
-    NodeOperations (kill, freeze, isolate), NodeHealth, WorkLeases, Capacity, CapacityRetire,
-    Colocation, ProcessCpu.
+    Abilities: Entry, Database, ToxiproxyAccess, MetricsTargets, OwnHosts,
+    NodeOperations (kill, freeze, isolate), NodeHealth, Capacity, CapacityRetire, Colocation,
+    ProcessCpu. It knows nothing of the stack it runs: the stack's roles, flows and books are
+    declared in experiments/systems/reference-stack.yaml like any user's.
     """
 
     name = "local"
@@ -114,59 +102,6 @@ class LocalPlatform:
         lab = self.lab()
         return [NodeInfo(n.name, n.address, tuple(n.roles), {"mode": lab.mode})
                 for n in lab.nodes]
-
-    # -- roles -----------------------------------------------------------------------------
-    def roles(self) -> tuple[str, ...]:
-        return ROLES
-
-    def node_for_role(self, role: str) -> str:
-        lab = self.lab()
-        if role == "scheduler-leader":
-            return self._leader(lab)
-        if role == "worker-most-leases":
-            return self._most_leases(lab)
-        if role == "gateway":
-            return self._first_alive(lab, "gateway")
-        raise PlatformError(f"unknown role '{role}'", hint=f"use one of: {', '.join(ROLES)}")
-
-    def _leader(self, lab: LabState) -> str:
-        """The scheduler whose own metrics say payments_is_leader 1."""
-        with httpx.Client(timeout=1.0, trust_env=False) as http:
-            for record in lab.processes:
-                if record.service != "scheduler" or not processes.alive(record.pid):
-                    continue
-                try:
-                    text = http.get(f"http://{record.listen}/metrics").text
-                except httpx.HTTPError:
-                    continue
-                if totals(text).get("payments_is_leader", 0.0) >= 1 and record.node:
-                    return record.node
-        raise PlatformError("no scheduler reports itself leader",
-                            hint="wait for the election (a lease TTL) or check `lab status`")
-
-    def _most_leases(self, lab: LabState) -> str:
-        """The node of the worker holding most unexpired leases (first worker if none holds
-        any: with no work in flight every worker is equally loaded)."""
-        with psycopg.connect(lab.postgres_url, connect_timeout=3, autocommit=True) as conn:
-            row = conn.execute(_MOST_LEASES).fetchone()
-        owner = lab.process(str(row[0])) if row else None
-        if owner is not None and owner.node:
-            return owner.node
-        return self._first_alive(lab, "worker")
-
-    def leases_held(self, node: str) -> int:
-        """Unexpired work leases held by the workers of a node, from the ledger."""
-        lab = self.lab()
-        owners = [p.id for p in lab.processes_on(node) if p.service == "worker"]
-        with psycopg.connect(lab.postgres_url, connect_timeout=3, autocommit=True) as conn:
-            row = conn.execute(_HELD_BY, (owners,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def _first_alive(self, lab: LabState, service: str) -> str:
-        for record in lab.processes:
-            if record.service == service and record.node and processes.alive(record.pid):
-                return record.node
-        raise PlatformError(f"no live {service} in the lab", hint="check `chaoskit lab status`")
 
     # -- node operations (blocking; drivers call them in a thread) ---------------------------
     def node_loss_modes(self) -> dict[str, str | None]:
