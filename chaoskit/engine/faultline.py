@@ -39,10 +39,20 @@ async def plan_faults(experiment: Experiment, platform: Platform, rng: random.Ra
         config = cls.Config.model_validate(fault.options())
         seed = rng.getrandbits(63)  # one per fault: the same choices when it is planned again
         driver = build_driver(fault.type, platform, run)
-        target = await declared_target(fault.target, experiment.system, platform)
+        start, end = fault_window(experiment, fault.start, fault.duration)
+        try:
+            target = await declared_target(fault.target, experiment.system, platform)
+        except FaultError as exc:
+            if start <= 0 or "role" not in fault.target:
+                raise
+            # "the worker holding the most leases" may hold none before the load starts: a
+            # fault that starts later looks for its role then (and fails the line if absent)
+            planned.append(PlannedFault(fault.name, fault.type, start, end,
+                                        {"fault": fault.name, "role": fault.target["role"]},
+                                        fault.target, config, seed, waiting=exc.message))
+            continue
         intent = await asyncio.to_thread(plan_intent, driver, fault.name, target, config, seed,
                                          run)
-        start, end = fault_window(experiment, fault.start, fault.duration)
         planned.append(PlannedFault(fault.name, fault.type, start, end, intent,
                                     fault.target, config, seed))
     return planned

@@ -30,11 +30,12 @@ async def check(experiment: Experiment, platform: Platform, planned: list[Planne
     problems = list(await platform.preflight())
     problems += ability_problems(planned, platform, run)
     keys: set[str] = set()
-    for pf in planned:
+    placed = [pf for pf in planned if not pf.waiting]  # the others are checked when they start
+    for pf in placed:
         problems += scope_problems(experiment, pf, pf.intent, platform, run)
         keys |= {t.claim() for t in touches(pf, pf.intent, platform, run)}
     if not problems:  # the drivers' own checks assume their abilities are there
-        for pf in planned:
+        for pf in placed:
             driver = build_driver(pf.type, platform, run)
             if isinstance(driver, PreflightChecks):
                 problems += [f"{pf.name}: {p}" for p in await driver.preflight(pf.intent)]

@@ -24,8 +24,12 @@ class PlannedFault:
     target: dict[str, Any] = field(default_factory=dict)
     config: Any = None
     seed: int = 0
+    waiting: str = ""  # why its role could not be found when planned: found when it starts
 
     def describe(self) -> str:
+        if self.waiting:
+            return (f"{self.start:7.1f}s -> {self.end:7.1f}s  {self.type:<12} {self.name}  "
+                    f"role={self.target.get('role')} (found when it starts; now: {self.waiting})")
         detail = {k: v for k, v in self.intent.items() if k != "fault" and v not in (None, [], {})}
         fields = ", ".join(f"{k}={v}" for k, v in detail.items())
         return f"{self.start:7.1f}s -> {self.end:7.1f}s  {self.type:<12} {self.name}  {fields}"

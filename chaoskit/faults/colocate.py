@@ -163,7 +163,10 @@ def resolve_nodes(platform: Platform, target: dict[str, Any],
         if not names:
             raise FaultError(f"no node matches '{pattern}'", hint="see `chaoskit lab status`")
         return names
-    return [resolve_node(platform, target or {"role": "gateway"}, rng)]
+    if not target:
+        raise FaultError("colocate needs a target: the nodes the offline work shares",
+                         hint='use {node: "*"}, {node: NAME}, {node: any} or {role: ROLE}')
+    return [resolve_node(platform, target, rng)]
 
 
 async def wait_running(colo: Colocation, tag: str, timeout: float) -> None:

@@ -49,6 +49,7 @@ class LoadSummary:
     late: int
     behind: int  # arrivals chaoskit did not send on time: its own shortfall, not the system's
     capped: int  # of those, dropped unsent at the in-flight cap
+    starved: int  # not sent: the flow needed a captured value none had, and had no `otherwise`
     dropped: int
     timeouts: int
     substituted: dict[str, int]  # arrivals of a flow sent as its `otherwise` flow

@@ -16,13 +16,15 @@ in it, or completed in it before their due time (kept early). Of those:
     lag_p50/p99/max     seconds of completed_at - due_at (<= 0 is on time); a promise still
                         open past due counts with now - due_at, a lower bound, so a stalled
                         worker shows as growing lag; percentiles to ~1%, max exact
-The database's own clock decides "now" and "since the run began". The work is done by the
-database: one grouped query per sample, whatever the number of promises.
+The database's own clock decides "now"; "since the run began" is the moment the probe was built,
+carried over to that clock. The work is done by the database: one grouped query per sample,
+whatever the number of promises.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -146,18 +148,23 @@ class ScheduleProbe:
                            context.platform)
         self.books = Books(url, config.timeout)
         self.query, self.params = grouped_query(self.promise, self.books.dialect)
-        self.started: Any = None  # the database's clock when the probe first looked
+        self.created = datetime.now(UTC)  # "since the run began": the probe is built then
+        self.started: Any = None  # that moment on the database's clock
 
     async def _now(self) -> Any:
         return (await self.books.row(f"SELECT {self.books.dialect.now} AS now"))["now"]
 
     async def counts(self) -> dict[str, float | None]:
+        here = datetime.now(UTC)
         now = await self._now()
-        if self.started is None:
-            self.started = now
+        if self.started is None:  # the run's start carried over to the database's clock
+            naive = isinstance(now, datetime) and now.tzinfo is None
+            created, local = ((self.created.replace(tzinfo=None), here.replace(tzinfo=None))
+                              if naive else (self.created, here))
+            self.started = created + (now - local)
         start = self.started
-        if self.config.window is not None:
-            start = max(start, now - _seconds(self.config.window))
+        if self.config.window is not None:  # the last `window`, whatever the run's age
+            start = now - _seconds(self.config.window)
         rows = await self.books.rows(self.query, {**self.params, "now": now, "start": start})
         return tally(rows, self.config.name)
 

@@ -35,6 +35,7 @@ from chaoskit.load.summary import LoadSummary
 from chaoskit.spec.load import LoadSpec
 from tests.fixtures.nginx import NginxStatic, run_nginx
 from tests.fixtures.real import require_real
+from tests.fixtures.systems import simple_flows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -108,7 +109,7 @@ def bench_locust(url: str, workdir: Path) -> dict[str, float]:
 def drive_constant(url: str, seconds: float, *shapes: dict[str, Any]) -> LoadSummary:
     spec = LoadSpec.model_validate({"duration": f"{seconds}s", "workers": 1,
                                     "max_in_flight": 20_000, "profile": list(shapes)})
-    return asyncio.run(drive(spec, url, seed=11, stop=asyncio.Event(),
+    return asyncio.run(drive(spec, url, simple_flows(), seed=11, stop=asyncio.Event(),
                              on_window=lambda _: None, ack_path=None))
 
 

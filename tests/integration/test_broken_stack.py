@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.lab import RunningLab, start_lab, stop_lab
 from tests.fixtures.real import require_real
+from tests.fixtures.systems import REFERENCE_FILE
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -23,6 +24,7 @@ LEASE_HOLDER_LOST = """\
 apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: lease-holder-lost}}
+system: {system}
 target: {{platform: local, lab: {lab}, scope: {{nodes: any}}}}
 phases: {{baseline: 2s, recover: 14s}}
 load:
@@ -35,7 +37,7 @@ faults:
      start: 6s, duration: 9s}}
 hypothesis:
   - name: refunds-on-schedule
-    probe: {{type: schedule, flow: refund, measure: on_time_ratio, interval: 1s}}
+    probe: {{type: schedule, promise: refund, measure: on_time_ratio, interval: 1s}}
     expect: ">= 99.9%"
     phases: [after]
     aggregate: last
@@ -46,6 +48,7 @@ LEADER_LOST = """\
 apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: leader-lost}}
+system: {system}
 target: {{platform: local, lab: {lab}, scope: {{nodes: any}}}}
 phases: {{baseline: 2s, recover: 4s}}
 faults:
@@ -66,6 +69,7 @@ RESENT_PAYMENTS = """\
 apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: resent-payments}}
+system: {system}
 target: {{platform: local, lab: {lab}}}
 phases: {{baseline: 2s, recover: 4s}}
 load:
@@ -80,7 +84,7 @@ faults:
      latency: 1200ms}}
 hypothesis:
   - name: nothing-applied-twice
-    probe: {{type: ledger, measure: duplicates, interval: 1s}}
+    probe: {{type: money, check: applied-once, interval: 1s}}
     expect: "== 0"
     phases: [after]
 """
@@ -88,7 +92,7 @@ hypothesis:
 
 def _run(tmp: Path, template: str, lab: RunningLab, name: str) -> tuple[int, list[dict]]:
     spec = tmp / f"{name}.yaml"
-    spec.write_text(template.format(lab=lab.dir))
+    spec.write_text(template.format(lab=lab.dir, system=REFERENCE_FILE))
     out = tmp / f"runs-{name}"
     done = subprocess.run([sys.executable, "-m", "chaoskit.cli", "run", str(spec), "--seed",
                            "1", "--display", "plain", "--no-report", "--out", str(out)],

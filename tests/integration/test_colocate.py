@@ -17,6 +17,7 @@ from chaoskit.lab import cgroups, offline
 from chaoskit.platforms.abilities import OfflineWork
 from chaoskit.platforms.local.platform import LocalPlatform
 from tests.fixtures.lab import RunningLab
+from tests.fixtures.systems import role_node
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.root,
@@ -107,8 +108,8 @@ def test_under_contention_the_cpu_goes_to_the_online_side(lab: RunningLab) -> No
 
 def test_reconciliation_finishes_in_its_window_and_the_revert_says_so(lab: RunningLab) -> None:
     platform, driver = lab.platform, Colocate(lab.platform)
-    intent = plan(platform, {"role": "gateway"}, work="reconciliation", units=40,
-                  rounds=2000, window="60s", finish=True, lifetime="90s")
+    intent = plan(platform, {"node": role_node(platform, "gateway")}, work="reconciliation",
+                  units=40, rounds=2000, window="60s", finish=True, lifetime="90s")
     asyncio.run(driver.inject(intent))
     effect = asyncio.run(driver.measure_effect(intent))
     facts = asyncio.run(driver.revert(intent))

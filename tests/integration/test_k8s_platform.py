@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.loader import load_experiment
 from chaoskit.spec.models import Experiment
 from tests.fixtures.control_plane import ROOT, ControlPlane, kustomize_build
+from tests.fixtures.systems import reference, role_node
 from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
@@ -162,13 +164,13 @@ def test_the_platform_sees_the_lab_on_the_simulated_nodes(
     assert set(nodes) == set(stack.nodes)
     assert {"gateway", "worker", "scheduler", "postgres"} <= {r for n in nodes.values()
                                                               for r in n.roles}
-    assert platform.node_for_role("scheduler-leader") in nodes
+    assert role_node(platform, "scheduler-leader") in nodes
     assert asyncio.run(platform.preflight()) == []
 
 
 def test_kill_deletes_the_nodes_pods_and_the_controllers_replace_them(
         platform: KubernetesPlatform, api: Any) -> None:
-    node = platform.node_for_role("gateway")
+    node = role_node(platform, "gateway")
     before = pods_by_node(api)[node]
     facts = platform.lose_node(node, "kill")
     assert len(facts["deleted"]) == len(before) > 0
@@ -197,7 +199,7 @@ def test_drain_evicts_honouring_budgets_reports_the_refusal_and_reverts_clean(
 
 def test_node_down_taints_the_node_its_pods_go_elsewhere_and_revert_is_clean(
         platform: KubernetesPlatform, api: Any) -> None:
-    node = platform.node_for_role("worker-most-leases")
+    node = role_node(platform, "worker-most-leases")
     platform.lose_node(node, "node-down")
     eventually(lambda: node not in pods_by_node(api) and workloads_settled(api), 90,
                "taint manager evicted the node's pods and they run elsewhere")
@@ -207,7 +209,7 @@ def test_node_down_taints_the_node_its_pods_go_elsewhere_and_revert_is_clean(
 
 def test_isolate_puts_a_deny_all_policy_on_the_nodes_pods_and_removes_it(
         platform: KubernetesPlatform, api: Any) -> None:
-    node = platform.node_for_role("gateway")
+    node = role_node(platform, "gateway")
     facts = platform.lose_node(node, "isolate")
     policy = client.NetworkingV1Api(api).read_namespaced_network_policy(
         f"chaoskit-isolate-{node}", NS)
@@ -242,6 +244,8 @@ def pointed_at(path: Path, plane: ControlPlane, tmp: Path) -> Path:
     text = "\n".join(line for line in text.splitlines() if not line.startswith("  database:"))
     copy = tmp / path.name
     copy.write_text(text)
+    if (path.parent / "systems").is_dir():  # the system files it includes, beside it
+        shutil.copytree(path.parent / "systems", tmp / "systems", dirs_exist_ok=True)
     return copy
 
 
@@ -289,7 +293,7 @@ def offline_pods(api: Any, tag: str) -> list[Any]:
 
 def test_colocate_without_isolation_runs_the_same_job_without_the_low_priority(
         platform: KubernetesPlatform, api: Any) -> None:
-    node = platform.node_for_role("gateway")
+    node = role_node(platform, "gateway")
     work = OfflineWork("burner", isolation=False, lifetime=60.0, cpu=1)
     platform.start_offline(node, "no-isolation", work)
     try:
@@ -350,7 +354,7 @@ def drain_experiment(plane: ControlPlane, url: str) -> Experiment:
                      "owner": "tests"},
         "target": {"platform": "kubernetes", "kubeconfig": str(plane.kubeconfig),
                    "namespace": NS, "scope": SCOPE},
-        "phases": {"baseline": "1s", "recover": "1s"},
+        "system": reference(), "phases": {"baseline": "1s", "recover": "1s"},
         "faults": [{"name": "drain-db", "type": "node-loss", "mode": "drain",
                     "target": {"role": "gateway"}, "start": "500ms", "duration": "50s",
                     "recovery_timeout": 1}],
@@ -364,7 +368,7 @@ def drain_experiment(plane: ControlPlane, url: str) -> Experiment:
 def test_a_guardrail_abort_mid_drain_reverts_the_drain(
         stack: ControlPlane, api: Any, switch: str, tmp_path: Path) -> None:
     experiment = drain_experiment(stack, switch)
-    node = KubernetesPlatform.from_target(experiment.target).node_for_role("gateway")
+    node = role_node(KubernetesPlatform.from_target(experiment.target), "gateway")
 
     def flip_once_cordoned() -> None:  # the stack "breaks" while the node is drained
         eventually(lambda: client.CoreV1Api(api).read_node(node).spec.unschedulable, 30)
@@ -393,7 +397,8 @@ def test_recover_from_the_journal_rebuilds_the_platform_and_reverts_a_dead_runs_
         platform: KubernetesPlatform, api: Any, tmp_path: Path) -> None:
     """What `chaoskit recover JOURNAL` and the watchdog do when a runner died mid-fault."""
     driver = NodeLoss(platform)
-    intent = driver.plan("down", {"role": "gateway"}, NodeLossConfig(mode="node-down"),
+    intent = driver.plan("down", {"node": role_node(platform, "gateway")},
+                         NodeLossConfig(mode="node-down"),
                          random.Random(0))
     journal = JournalWriter(tmp_path / "journal.jsonl")
     journal.write("header", run_id="dead-run", platform=platform.describe())

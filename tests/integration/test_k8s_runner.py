@@ -31,6 +31,7 @@ from chaoskit.platforms.kubernetes.platform import KubernetesPlatform
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.loader import load_experiment
 from tests.fixtures.control_plane import ROOT, ControlPlane
+from tests.fixtures.systems import reference_flows, simple_flows
 from tests.integration import test_k8s_platform as k8s
 from tests.integration.test_k8s_platform import NS, SCOPE, eventually, pointed_at, workloads_settled
 
@@ -116,7 +117,8 @@ def load_spec() -> LoadSpec:
 
 @pytest.fixture
 def indexed_job(as_runner: KubernetesPlatform, runner: Path) -> Iterator[dict[str, Any]]:
-    plan = plan_for(load_spec(), "http://gateway.payments:8080", seed=11, ack_path=None)
+    plan = plan_for(load_spec(), "http://gateway.payments:8080", reference_flows(), seed=11,
+                    ack_path=None)
     job = load_job(plan, name="chaoskit-load-test", pods=3, image="chaoskit/payment-stack:0.1.0",
                    run=as_runner.run, start_at=0.0)
     with api_client(str(runner), None) as api_as_runner:  # created as the runner: RBAC allows
@@ -192,7 +194,7 @@ def test_load_pods_report_through_configmaps_and_the_runner_merges_them(
     environment the cluster stored for the Job plus its index, and the runner's credentials."""
     spec = LoadSpec.model_validate({"duration": "2s", "workers": 1, "max_in_flight": 200,
                                     "profile": [{"shape": "constant", "rate": "150/s"}]})
-    plan = plan_for(spec, gateway, seed=5, ack_path=None)
+    plan = plan_for(spec, gateway, simple_flows(), seed=5, ack_path=None)
     job = as_runner.start_load_job(plan, pods=3, image="chaoskit/payment-stack:0.1.0",
                                    start_at=time.time() + 4)
     stored = client.BatchV1Api(api).read_namespaced_job(job, NS)

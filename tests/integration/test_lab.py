@@ -19,6 +19,7 @@ from chaoskit.errors import PlatformError
 from chaoskit.lab import cgroups, haproxy, state, status
 from chaoskit.lab import lifecycle as lab_module
 from tests.fixtures.lab import RunningLab, leftovers, require_lab_tools, start_lab, stop_lab
+from tests.fixtures.systems import role_node
 
 pytestmark = pytest.mark.integration
 ROOT = os.geteuid() == 0
@@ -191,5 +192,5 @@ def test_platform_preflight_is_clean_on_a_healthy_lab(lab: RunningLab) -> None:
     import asyncio
 
     assert asyncio.run(lab.platform.preflight()) == []
-    assert lab.platform.node_for_role("gateway") in {"node-1", "node-2", "node-3"}
+    assert role_node(lab.platform, "gateway") in {"node-1", "node-2", "node-3"}
     assert set(lab.platform.metrics_targets()) >= {"gateway-node-1", "worker-node-3", "bank"}

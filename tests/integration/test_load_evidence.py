@@ -24,6 +24,7 @@ apiVersion: chaoskit/v1
 kind: Experiment
 metadata: {{name: {name}}}
 target: {{platform: fake, lab: {state}, entry: "{entry}"}}
+system: {{flows: {{pay: {{request: {{method: GET, path: /}}}}}}}}
 phases: {{baseline: 0s, recover: 0s}}
 load:
   duration: {duration}

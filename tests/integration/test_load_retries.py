@@ -11,6 +11,7 @@ import pytest
 
 from chaoskit.load.drive import drive
 from chaoskit.spec.load import LoadSpec
+from tests.fixtures.systems import simple_flows
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +71,8 @@ def _run(url: str, retries: int) -> tuple[dict, list[dict]]:
     windows: list[dict] = []
 
     async def go() -> object:
-        return await drive(spec, url, seed=1, stop=asyncio.Event(), on_window=windows.append,
-                           ack_path=None)
+        return await drive(spec, url, simple_flows(), seed=1, stop=asyncio.Event(),
+                           on_window=windows.append, ack_path=None)
     summary = asyncio.run(go())
     return vars(summary), windows
 

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from chaoskit.engine.roles import declared_target
 from chaoskit.faults.node_loss import NodeLoss, NodeLossConfig
 from chaoskit.lab import haproxy
 from chaoskit.platforms.local.platform import LocalPlatform
 from chaoskit.toxiproxy import ToxiproxyServer
 from tests.fixtures.lab import RunningLab
+from tests.fixtures.systems import reference, role_node
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,6 +42,23 @@ def slow_bank(platform: LocalPlatform, ms: int) -> Iterator[None]:
     finally:
         for proxy in BANKS:
             server.remove_toxic(proxy, "test-slow-bank")
+
+
+def leases_held(platform: LocalPlatform, node: str) -> int:
+    """Work leases the node's workers hold, as their own `payments_leases_held` gauge says."""
+    held = 0
+    for process in platform.lab().processes:
+        if process.service == "worker" and process.node == node:
+            page = httpx.get(f"http://{process.listen}/metrics", trust_env=False, timeout=2).text
+            for family in text_string_to_metric_families(page):
+                if family.name == "payments_leases_held":
+                    held += int(sum(sample.value for sample in family.samples))
+    return held
+
+
+def role_target(platform: LocalPlatform, role: str) -> dict[str, str]:
+    """`{role: R}` resolved as a run resolves it, through the reference stack's declaration."""
+    return asyncio.run(declared_target({"role": role}, reference(), platform))
 
 
 def create_payments(entry: str, count: int) -> list[str]:
@@ -103,7 +123,7 @@ def feed_until_held(platform: LocalPlatform, node: str, payments: list[str]) -> 
     for start in range(0, len(payments), 4):
         ids += refund(platform.entry_url(), payments[start:start + 4])
         try:
-            wait_for(lambda: platform.leases_held(node) > 0, 1.0, f"leases on {node}")
+            wait_for(lambda: leases_held(platform, node) > 0, 1.0, f"leases on {node}")
             return ids
         except AssertionError:
             continue
@@ -114,10 +134,10 @@ def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
     platform, driver = lab.platform, NodeLoss(lab.platform)
     paid = create_payments(platform.entry_url(), 40)
     with slow_bank(platform, SLOW_MS):
-        victim = platform.node_for_role("scheduler-leader")
+        victim = role_node(platform, "scheduler-leader")
         ids = feed_until_held(platform, victim, paid[:36])
         config = NodeLossConfig(mode="kill", recovery_timeout=30)
-        intent = driver.plan("kill-leader", {"role": "scheduler-leader"}, config,
+        intent = driver.plan("kill-leader", role_target(platform, "scheduler-leader"), config,
                              random.Random(7))
         assert intent["node"] == victim
         facts = run(driver.inject(intent))
@@ -128,7 +148,7 @@ def test_killing_the_leader_node_keeps_refunds_flowing(lab: RunningLab) -> None:
           f"recovered in {effect['recovery_s']}s")
     assert facts["killed_pids"] and effect["recovered"], effect
     assert effect["leader_changed"] and effect["first_takeover_s"] is not None
-    assert platform.node_for_role("scheduler-leader") != victim
+    assert role_node(platform, "scheduler-leader") != victim
     wait_for(lambda: all_completed(platform, ids + during), 60, "refunds to complete")
     assert {n for _, n in flow_facts(platform, ids + during).values()} == {2}
     reverted = run(driver.revert(intent))
@@ -143,10 +163,11 @@ def test_frozen_node_thawed_after_lease_expiry_does_not_complete_twice(lab: Runn
     paid = create_payments(platform.entry_url(), 12)
     with slow_bank(platform, SLOW_MS):
         ids = refund(platform.entry_url(), paid)
-        wait_for(lambda: any(platform.leases_held(n.name) for n in platform.nodes()), 10,
+        wait_for(lambda: any(leases_held(platform, n.name) for n in platform.nodes()), 10,
                  "leases")
         config = NodeLossConfig(mode="freeze", recovery_timeout=30)
-        intent = driver.plan("hang", {"role": "worker-most-leases"}, config, random.Random(1))
+        intent = driver.plan("hang", role_target(platform, "worker-most-leases"), config,
+                             random.Random(1))
         facts = run(driver.inject(intent))
         assert facts["leases_held"] and platform.node_residue(intent["node"])
         effect = run(driver.measure_effect(intent))

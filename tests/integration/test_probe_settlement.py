@@ -7,6 +7,8 @@ import pytest
 
 from chaoskit.probes.base import ProbeContext, read_once
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
+from chaoskit.testing import FakePlatform
+from tests.fixtures.systems import reference
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +25,12 @@ def _run(url: str, started: float, deadline: float, finished: float | None,
             (started, deadline, finished, balanced))
 
 
-def _measure(url: str, measure: str) -> float:
-    config = ScheduleProbeConfig(flow="settlement", measure=measure, window="1h",
-                                 database_url=url)
-    probe = ScheduleProbe(config, ProbeContext(None, "."))
-    return read_once(probe)
+def _measure(url: str, measure: str) -> float | None:
+    """The reference stack's declared `settlement` promise (its batch runs' windows)."""
+    platform = FakePlatform()
+    platform.set_address("database", url)
+    config = ScheduleProbeConfig(promise="settlement", measure=measure, window="1h")
+    return read_once(ScheduleProbe(config, ProbeContext(platform, ".", system=reference())))
 
 
 def test_batches_are_judged_against_their_windows(ledger_db: str) -> None:

@@ -14,13 +14,16 @@ import httpx
 import pytest
 
 from chaoskit.errors import ProbeError
+from chaoskit.probes.acknowledged import AcknowledgedProbe, AcknowledgedProbeConfig
 from chaoskit.probes.base import ProbeContext, read_once
-from chaoskit.probes.ledger import LedgerProbe, LedgerProbeConfig
 from chaoskit.probes.metrics import MetricsProbe, MetricsProbeConfig
+from chaoskit.probes.money import MoneyProbe, MoneyProbeConfig
 from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
 from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
 from chaoskit.spec.conditions import parse_threshold
 from chaoskit.stack.process import ServiceFleet, ServiceProcess
+from chaoskit.testing import FakePlatform
+from tests.fixtures.systems import reference
 
 if TYPE_CHECKING:
     from tests.fixtures.prometheus import Prometheus
@@ -30,17 +33,16 @@ PAYMENT = {"amount": "20.00", "currency": "CNY", "merchant": "m-1"}
 REFUNDS = 6
 
 
-class Lab:
-    """What the probes ask of a platform, for a stack started by the test."""
+class Lab(FakePlatform):
+    """The fake platform pointed at a stack the test started: its database, its metrics."""
 
     def __init__(self, database_url: str, services: dict[str, ServiceProcess]) -> None:
+        super().__init__()
         self.url = database_url
         self.services = services
+        self.set_address("database", database_url)
 
-    def database_url(self) -> str:
-        return self.url
-
-    def metrics_targets(self) -> dict[str, str]:
+    def metrics_targets(self, exclude_node: str | None = None) -> dict[str, str]:
         return {name: p.url + "/metrics" for name, p in self.services.items()}
 
 
@@ -74,12 +76,22 @@ def drive(lab: Lab, acks: Path) -> None:
              acks)
 
 
-def read(probe: Any) -> float:
+def read(probe: Any) -> float | None:
     return read_once(probe)
 
 
+def checks(context: ProbeContext) -> dict[str, float | None]:
+    """The reference stack's declared money checks and acknowledgement lookups."""
+    found = {c: read(MoneyProbe(MoneyProbeConfig(check=c), context))
+             for c in ("books-balance", "applied-once")}
+    for measure in ("missing", "duplicated"):
+        config = AcknowledgedProbeConfig(measure=measure, grace="1ms")
+        found[measure] = read(AcknowledgedProbe(config, context))
+    return found
+
+
 def wait_refunds_done(context: ProbeContext, timeout: float = 30.0) -> float:
-    config = ScheduleProbeConfig(flow="refund", measure="completed_on_time", window="10m")
+    config = ScheduleProbeConfig(promise="refund", measure="completed_on_time", window="10m")
     deadline = time.monotonic() + timeout
     while (done := read(ScheduleProbe(config, context))) < REFUNDS:
         assert time.monotonic() < deadline, f"only {done} refunds completed"
@@ -90,9 +102,10 @@ def wait_refunds_done(context: ProbeContext, timeout: float = 30.0) -> float:
 def test_ledger_truth_and_service_metrics_agree(stack_services: ServiceFleet,
                                                 database_url: str, tmp_path: Path) -> None:
     acks = tmp_path / "acknowledged.jsonl"
-    context = ProbeContext(start_stack(stack_services, database_url), str(tmp_path), str(acks))
+    context = ProbeContext(start_stack(stack_services, database_url), str(tmp_path), str(acks),
+                           system=reference())
     # built before the load, as the engine builds probes at the start of a run
-    since_start = ScheduleProbe(ScheduleProbeConfig(flow="refund", measure="on_time_ratio"),
+    since_start = ScheduleProbe(ScheduleProbeConfig(promise="refund", measure="on_time_ratio"),
                                 context)
     drive(context.platform, acks)
     assert wait_refunds_done(context) == REFUNDS
@@ -106,20 +119,19 @@ def test_ledger_truth_and_service_metrics_agree(stack_services: ServiceFleet,
                                   metric="payments_request_duration_seconds_count",
                                   labels={"route": "/v1/payments"})
     assert read(MetricsProbe(requests, context)) == 2 * REFUNDS
-    for measure in ("imbalance", "duplicates", "lost", "money_at_risk"):
-        assert read(LedgerProbe(LedgerProbeConfig(measure=measure), context)) == 0.0, measure
+    assert checks(context) == {"books-balance": 0.0, "applied-once": 0.0, "missing": 0.0,
+                               "duplicated": 0.0}
 
 
 def test_idempotency_switched_off_puts_money_at_risk(stack_services: ServiceFleet,
                                                      database_url: str, tmp_path: Path) -> None:
     acks = tmp_path / "acknowledged.jsonl"
     lab = start_stack(stack_services, database_url, CHAOSKIT_BROKEN="no-idempotency")
-    context = ProbeContext(lab, str(tmp_path), str(acks))
+    context = ProbeContext(lab, str(tmp_path), str(acks), system=reference())
     drive(lab, acks)
-    # every retried payment moved money a second time; the ack log sees each key twice
-    assert read(LedgerProbe(LedgerProbeConfig(measure="duplicates"), context)) == REFUNDS
-    assert read(LedgerProbe(LedgerProbeConfig(measure="lost"), context)) == REFUNDS
-    assert read(LedgerProbe(LedgerProbeConfig(measure="imbalance"), context)) == 0.0
+    # every retried payment moved money a second time; the books hold each key twice
+    assert checks(context) == {"books-balance": 0.0, "applied-once": REFUNDS, "missing": 0.0,
+                               "duplicated": REFUNDS}
     wait_refunds_done(context)  # leave no work in flight behind the fixture's balance check
 
 
@@ -134,7 +146,7 @@ def test_prometheus_scraping_the_stack_agrees_with_metrics_and_ledger(
         prometheus_server: Callable[[list[str]], Prometheus]) -> None:
     acks = tmp_path / "acknowledged.jsonl"
     lab = start_stack(stack_services, database_url)
-    context = ProbeContext(lab, str(tmp_path), str(acks))
+    context = ProbeContext(lab, str(tmp_path), str(acks), system=reference())
     server = prometheus_server(list(lab.metrics_targets().values()))
     server.wait_for("up == 1")
     via_metrics = asyncio.run(metrics_quantile_over_traffic(lab, context, acks, server))

@@ -70,10 +70,13 @@ def test_plan_resolves_patterns_names_and_roles_and_tags_the_work_with_its_run()
     assert plan(platform, {"role": "gateway"})["nodes"] == ["node-2"]
     assert plan(platform, {"node": "node-3"})["nodes"] == ["node-3"]
     # the tag names the work on the nodes: the same run finds it again, another run never does
-    assert plan(platform, {}, seed=1)["tag"] == plan(platform, {}, seed=2)["tag"]
-    assert plan(platform, {}, run="run-a")["tag"] != plan(platform, {}, run="run-b")["tag"]
+    one = {"node": "node-1"}
+    assert plan(platform, one, seed=1)["tag"] == plan(platform, one, seed=2)["tag"]
+    assert plan(platform, one, run="run-a")["tag"] != plan(platform, one, run="run-b")["tag"]
     with pytest.raises(FaultError, match="no node matches"):
         plan(platform, {"node": "edge-*"})
+    with pytest.raises(FaultError, match="needs a target"):  # never a silent default node
+        plan(platform, {})
 
 
 def test_config_reads_sizes_and_refuses_finish_without_a_job() -> None:

@@ -357,3 +357,25 @@ def test_the_pytest_fixture_is_watched_like_a_run(tmp_path: Path) -> None:
     (journal,) = tmp_path.glob("inject-adhoc-*/journal.jsonl")
     closing = [json.loads(line) for line in journal.read_text().splitlines()][-1]
     assert closing["kind"] == "result" and closing["status"] == "crashed"
+
+
+ROLE_NOBODY_HOLDS = """system:
+  roles: {busiest: [{http: "http://127.0.0.1:9/", pointer: /node}]}
+faults:
+  - {name: f1, type: fake, target: {role: busiest}, start: %s, duration: 300ms}
+"""
+
+
+def test_a_role_nobody_holds_yet_is_looked_for_when_its_fault_starts(lab: Lab) -> None:
+    """'The worker with the most leases' holds none before the load runs: a fault that starts
+    later is planned without its node, and still fails (nothing applied) if none holds it then."""
+    later = experiment(lab, ROLE_NOBODY_HOLDS % "100ms", name="later")
+    plan = lab.run(later, "--dry-run")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "role=busiest (found when it starts" in plan.stdout
+    done = lab.run(later)
+    assert done.returncode == 4, done.stdout
+    assert "no node hosts the role 'busiest'" in done.stdout + done.stderr
+    assert lab.applied() == [] and lab.journal()[-1]["audit"]["clean"]
+    at_once = lab.run(experiment(lab, ROLE_NOBODY_HOLDS % "0s", name="now"))
+    assert at_once.returncode == 4 and "no node hosts the role" in at_once.stdout + at_once.stderr
