@@ -3,6 +3,8 @@
     ChaoskitError                      exit 4 unless a subclass says otherwise
     ├── SpecError                      exit 2: the experiment file is invalid
     │   (carries a list of Problem: path, line, column, field, message, hint)
+    ├── ScheduleError (CK120)          exit 2: a cron, window, freeze or time zone is unreadable
+    ├── NotAllowedNow (CK130)          exit 4: outside the allowed window, or inside a freeze
     ├── PreflightError                 exit 4: a target is unreachable, out of scope, or forbidden
     ├── PlatformError                  exit 4: the lab / cluster could not do what was asked
     │   └── PermissionMissing          exit 4: a verb on a resource (or root) is missing
@@ -64,6 +66,12 @@ class SpecError(ChaoskitError):
 
     def render(self) -> str:
         return "\n".join(p.render() for p in self.problems)
+
+
+class NotAllowedNow(ChaoskitError):
+    """A run or a game day refused by its schedule: outside its window, or in a freeze."""
+
+    code = "CK130"
 
 
 class PreflightError(ChaoskitError):

@@ -22,6 +22,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where experiment runs write journals and reports (default: runs/)")
     group.addoption("--chaoskit-dry-run", action="store_true",
                     help="only validate and plan collected experiments")
+    group.addoption("--chaoskit-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter's value for every collected experiment that declares it "
+                         "(repeatable; e.g. a short CI variant: --chaoskit-set time_scale=...)")
 
 
 def _is_experiment(file_path: Path, parent: pytest.Collector) -> bool:
@@ -57,6 +60,25 @@ def _tags(path: Path) -> list[str]:
         return []  # the item itself reports the problems when it runs
 
 
+def sets_for(path: Path, given: list[str]) -> dict[str, str]:
+    """The `--chaoskit-set` values this experiment (or the system it includes) declares: one
+    flag serves a whole gate set whose experiments declare different parameters."""
+    from chaoskit.errors import ProblemList
+    from chaoskit.spec.loader import declared_parameters, read_document
+    from chaoskit.spec.params import parse_sets
+    values = parse_sets(given)
+    document = read_document(path, ProblemList(str(path)))
+    if document is None:
+        return {}
+    declared = set(declared_parameters(document, ProblemList(str(path))))
+    system = document.data.get("system") if isinstance(document.data, dict) else None
+    if isinstance(system, str):
+        included = read_document(path.parent / system, ProblemList(system))
+        if included is not None:
+            declared |= set(declared_parameters(included, ProblemList(system)))
+    return {k: v for k, v in values.items() if k in declared}
+
+
 class ExperimentFailed(Exception):
     """The experiment's verdict was not 'held'."""
 
@@ -65,15 +87,21 @@ class ExperimentItem(pytest.Item):
     def runtest(self) -> None:
         from chaoskit.engine.display import PlainDisplay
         from chaoskit.engine.run import RunOptions, run_experiment
+        from chaoskit.engine.window import require_allowed
+        from chaoskit.history import code_version, index_run
         from chaoskit.spec.loader import load_experiment
 
-        experiment = load_experiment(self.path)
+        sets = sets_for(self.path, self.config.getoption("chaoskit_set"))
+        experiment = load_experiment(self.path, sets)
         if self.config.getoption("chaoskit_dry_run"):
             return
-        options = RunOptions(seed=self.config.getoption("chaoskit_seed"),
-                             out_dir=Path(self.config.getoption("chaoskit_out")),
-                             observer=PlainDisplay(experiment))
+        require_allowed(f"experiment {experiment.metadata.name}", experiment.schedule)
+        out = Path(self.config.getoption("chaoskit_out"))
+        options = RunOptions(seed=self.config.getoption("chaoskit_seed"), out_dir=out,
+                             observer=PlainDisplay(experiment), parameters=sets)
         outcome = run_experiment(experiment, str(self.path), options)
+        with contextlib.suppress(ChaoskitError):  # the journal is the record; history helps
+            index_run(out, outcome.journal, parameters=sets, code_version=code_version(Path.cwd()))
         self.user_properties.append(("journal", str(outcome.journal)))
         self.user_properties.append(("status", outcome.status))
         if outcome.exit_code != 0:
@@ -94,11 +122,14 @@ def _failure_text(outcome: Any) -> str:
     lines = [f"experiment {outcome.status} (exit {outcome.exit_code}); journal {outcome.journal}"]
     if outcome.message:
         lines.append(f"  error: {outcome.message}")
+    from chaoskit.report.values import format_value
     for v in outcome.verdicts:
         if not v.held:
-            observed = "no samples" if v.observed is None else f"observed {v.observed:.4g}"
-            lines.append(f"  FAILED {v.item} [{v.phase}]: expected {v.aggregate} {v.expect}, "
-                         f"{observed}" + (f" ({v.note})" if v.note else ""))
+            observed = ("no samples" if v.observed is None
+                        else f"observed {format_value(v.observed, v.unit)}")
+            lines.append(f"  {v.status.upper()} {v.item} [{v.phase}]: expected {v.aggregate} "
+                         f"{v.expect}, {observed}" + (f" ({v.note})" if v.note else ""))
+            lines += [f"    e.g. {example}" for example in v.examples]
     return "\n".join(lines)
 
 

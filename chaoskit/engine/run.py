@@ -48,6 +48,8 @@ class RunOptions:
     out_dir: Path = Path("runs")
     watchdog: bool = True
     observer: Callable[[Record], None] | None = None  # the live display, the exporter
+    parameters: dict[str, str] = field(default_factory=dict)  # the `--set` values it was given
+    overrides: list[str] = field(default_factory=list)  # what the operator overrode, and why
 
 
 @dataclass
@@ -253,7 +255,8 @@ class Run:
                            experiment=self.experiment.metadata.name, source=self.source,
                            seed=self.seed, pid=os.getpid(),
                            spec=self.experiment.model_dump(mode="json", by_alias=True),
-                           platform=self.platform.describe(), lease=str(self.lease_path))
+                           platform=self.platform.describe(), lease=str(self.lease_path),
+                           parameters=self.options.parameters, overrides=self.options.overrides)
 
     async def execute(self) -> RunResult:
         preflight.check_caps(self.experiment, self.source, self.seed)  # bad input: no run at all

@@ -37,7 +37,7 @@ def _verdict_values(run_id: str, verdict: Mapping[str, Any]) -> tuple[Any, ...]:
             verdict.get("status"), None if held is None else int(bool(held)),
             _number(verdict.get("observed")), _number(verdict.get("threshold")),
             _number(verdict.get("baseline")), verdict.get("expect"), verdict.get("aggregate"),
-            verdict.get("samples"), verdict.get("note"))
+            verdict.get("samples"), verdict.get("note"), verdict.get("unit") or None)
 
 
 def index_run(runs_dir: str | Path, journal_path: str | Path,
@@ -72,7 +72,7 @@ def _store(runs_dir: Path, journal_path: Path, records: list[Record],
             "code_version=COALESCE(excluded.code_version, runs.code_version), "
             "platform=excluded.platform, indexed=excluded.indexed", row)
         db.execute("DELETE FROM verdicts WHERE run_id = ?", (run_id,))
-        db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        verdicts)
     found = runs(runs_dir, run_id=run_id)
     return found[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 from chaoskit.history.schema import (
@@ -28,11 +27,12 @@ def _run_row(runs_dir: Path, row: sqlite3.Row, verdicts: tuple[VerdictRow, ...])
 
 def _verdicts(db: sqlite3.Connection, run_id: str) -> tuple[VerdictRow, ...]:
     rows = db.execute(f"SELECT {', '.join(VERDICT_FIELDS)} FROM verdicts WHERE run_id = ? "
-                      "ORDER BY phase, item", (run_id,)).fetchall()
+                      "ORDER BY CASE phase WHEN 'before' THEN 0 WHEN 'during' THEN 1 "
+                      "WHEN 'after' THEN 2 ELSE 3 END, item", (run_id,)).fetchall()
     return tuple(VerdictRow(r["item"], r["phase"], r["status"],
                             None if r["held"] is None else bool(r["held"]), r["observed"],
                             r["threshold"], r["baseline"], r["expect"], r["aggregate"],
-                            r["samples"], r["note"]) for r in rows)
+                            r["samples"], r["note"], r["unit"]) for r in rows)
 
 
 def runs(runs_dir: str | Path, experiment: str | None = None, limit: int | None = 20, *,
@@ -60,16 +60,16 @@ def trends(runs_dir: str | Path, experiment: str, *, limit: int = 50,
     if not database(runs_dir).is_file():
         return {}
     sql = ("SELECT r.run_id, r.started, r.code_version, v.item, v.phase, v.observed, "
-           "v.threshold, v.status FROM runs r JOIN verdicts v ON v.run_id = r.run_id "
+           "v.threshold, v.status, v.unit FROM runs r JOIN verdicts v ON v.run_id = r.run_id "
            "WHERE r.run_id IN (SELECT run_id FROM runs WHERE experiment = ? "
            "AND (? IS NULL OR started <= (SELECT started FROM runs WHERE run_id = ?)) "
            "ORDER BY started DESC LIMIT ?) ORDER BY r.started, r.run_id")
     with connect(runs_dir) as db:
         rows = db.execute(sql, (experiment, upto, upto, limit)).fetchall()
     found: dict[tuple[str, str], list[TrendPoint]] = {}
-    for run_id, started, code, item, phase, observed, threshold, status in rows:
+    for run_id, started, code, item, phase, observed, threshold, status, unit in rows:
         found.setdefault((item, phase), []).append(
-            TrendPoint(run_id, started, observed, threshold, status, code))
+            TrendPoint(run_id, started, observed, threshold, status, code, unit))
     return found
 
 
@@ -87,27 +87,3 @@ def last_passing(runs_dir: str | Path, experiment: str, *,
         if row.run_id != exclude and row.journal.is_file():
             return row.journal
     return None
-
-def _when(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) if epoch else "-"
-
-
-def _value(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
-def render_history(rows: list[RunRow]) -> list[str]:
-    """Terminal lines: one per run (newest first as given), one per verdict under it."""
-    if not rows:
-        return ["no runs indexed yet (they are indexed when they end; `reindex` adds older ones)"]
-    width = max(len(r.run_id) for r in rows)
-    lines = [f"{'started (UTC)':19}  {'run':{width}}  {'status':12}  {'seed':>10}  code"]
-    for row in rows:
-        seed = "-" if row.seed is None else str(row.seed)
-        lines.append(f"{_when(row.started):19}  {row.run_id:{width}}  {row.status:12}  "
-                     f"{seed:>10}  {row.code_version or '-'}")
-        for verdict in row.verdicts:
-            lines.append(f"    {verdict.item} ({verdict.phase}): {verdict.status or '-'}, "
-                         f"observed {_value(verdict.observed)}"
-                         f"{'' if verdict.expect is None else ', expected ' + verdict.expect}")
-    return lines

@@ -44,10 +44,11 @@ CREATE TABLE verdicts (
     aggregate TEXT,
     samples   INTEGER,
     note      TEXT,
+    unit      TEXT,           -- of observed, threshold and baseline ('s', 'ratio', 'rows', ...)
     PRIMARY KEY (run_id, item, phase)
 )""")
 VERDICT_FIELDS = ("item", "phase", "status", "held", "observed", "threshold", "baseline",
-                  "expect", "aggregate", "samples", "note")
+                  "expect", "aggregate", "samples", "note", "unit")
 
 @dataclass(frozen=True)
 class VerdictRow:
@@ -62,6 +63,7 @@ class VerdictRow:
     aggregate: str | None
     samples: int | None
     note: str | None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class TrendPoint:
     threshold: float | None
     status: str | None
     code_version: str | None
+    unit: str | None = None
+
 
 def database(runs_dir: str | Path) -> Path:
     return Path(runs_dir) / HISTORY_FILE

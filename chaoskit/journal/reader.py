@@ -13,8 +13,9 @@ from chaoskit.journal.records import Kind, Record
 TAIL_BYTES = 65536
 
 
-def read_journal(path: str | Path) -> list[Record]:
-    """All complete records; a torn last line (the writer died mid-write) is ignored."""
+def read_journal(path: str | Path, first: str = Kind.HEADER) -> list[Record]:
+    """All complete records; a torn last line (the writer died mid-write) is ignored. `first`:
+    the kind that opens it (a game day's plan journal opens with `day`)."""
     path = Path(path)
     if not path.is_file():
         raise JournalError(f"no journal at {path}",
@@ -29,8 +30,8 @@ def read_journal(path: str | Path) -> list[Record]:
                 raise JournalError(f"{path}:{number}: not a journal record",
                                    hint="the file is damaged; recover from the last good line"
                                    ) from None
-    if not records or records[0].get("kind") != Kind.HEADER:
-        raise JournalError(f"{path} is not a chaoskit journal (no header record)",
+    if not records or records[0].get("kind") != first:
+        raise JournalError(f"{path} is not a chaoskit journal (no {first} record)",
                            hint="pass the journal.jsonl written by `chaoskit run`")
     return records
 

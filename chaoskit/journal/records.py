@@ -60,11 +60,18 @@ class Kind(StrEnum):
     EVENT = "event"
     ERROR = "error"
     RESULT = "result"
+    # a game day's plan journal (plan.jsonl): its steps' runs have their own journals
+    DAY = "day"
+    STEP_STARTED = "step-started"
+    STEP_ENDED = "step-ended"
+    HOLD = "hold"
+    DAY_STOPPED = "day-stopped"
 
 
 # Records that must survive a crash the moment they are written: fsynced right away.
 DURABLE = frozenset({Kind.HEADER, Kind.PHASE, Kind.INTENT, Kind.APPLIED, Kind.REVERTED,
-                     Kind.REVERT_FAILED, Kind.ABORT, Kind.AUDIT, Kind.RESULT})
+                     Kind.REVERT_FAILED, Kind.ABORT, Kind.AUDIT, Kind.RESULT, Kind.DAY,
+                     Kind.STEP_STARTED, Kind.STEP_ENDED, Kind.DAY_STOPPED})
 
 
 class HeaderRecord(TypedDict):

@@ -59,6 +59,19 @@ def verdict_notes(records: list[Record]) -> list[str]:
             for n, v in enumerate(verdicts, 1) if v.get("note")]
 
 
+def example_text(example: Any) -> str:
+    """One example a probe found (a violating row, a key), on one line."""
+    if isinstance(example, dict):
+        return ", ".join(f"{k}={v}" for k, v in example.items())
+    return str(example)
+
+
+def example_lines(records: list[Record]) -> list[str]:
+    """What the probes of failed items found: the evidence behind the verdict."""
+    return [f"{v['item']} [{v['phase']}] e.g. {example_text(e)}"
+            for v in (result(records) or {}).get("verdicts", []) for e in v.get("examples") or []]
+
+
 def precondition_lines(records: list[Record]) -> list[str]:
     """What the run had to achieve for its verdict to mean anything, when it did not."""
     return [f"precondition {p['name']} NOT MET: {p['detail']}"
@@ -77,8 +90,12 @@ def print_summary(records: list[Record], console: Console | None = None) -> None
     console.print(verdict_table(records))
     for note in verdict_notes(records):
         console.print(f"  [dim]{escape(note)}[/]")
+    for line in example_lines(records):
+        console.print(f"  [red]{escape(line)}[/]")
     for line in precondition_lines(records):
         console.print(f"  [yellow]{escape(line)}[/]")
+    for override in header(records).get("overrides") or []:
+        console.print(f"  [yellow]override: {escape(str(override))}[/]")
     status = closing.get("status", "unfinished")
     line = f"[{STATUS_STYLE.get(status, 'bold')}]{status}[/] (exit {closing.get('exit_code', '?')})"
     abort = closing.get("abort")
@@ -127,6 +144,8 @@ def html_header(records: list[Record]) -> str:
             ("platform", _e((head.get("platform") or {}).get("platform"))),
             ("residue audit", (f'<span class="{"ok" if audit.get("clean") else "bad"}">'
                               f"{residue}</span>"))]
+    for override in head.get("overrides") or []:
+        rows.append(("override", f'<span class="warn">{_e(override)}</span>'))
     if abort:
         rows.append(("aborted", (f'<span class="bad">by {_e(abort.get("by"))}: '
                                 f'{_e(abort.get("reason"))}</span>')))
@@ -167,6 +186,8 @@ def html_verdicts(records: list[Record]) -> str:
         note = f'<div class="note">{_e(v["note"])}</div>' if v.get("note") else ""
         judged = (f'<div class="note">judged: {_e(v["judged_by"])}</div>'
                   if v.get("judged_by") else "")
+        judged += "".join(f'<div class="note example">e.g. {_e(example_text(e))}</div>'
+                          for e in v.get("examples") or [])
         rows.append(
             f'<tr class="verdict {_e(status)}" data-item="{_e(v["item"])}">'
             f"<td>{_e(v['item'])}</td><td>{_e(v['phase'])}</td>"

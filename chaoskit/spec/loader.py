@@ -44,7 +44,7 @@ def declared_parameters(document: Document, problems: ProblemList) -> dict[str, 
     return declared
 
 
-def _fill(document: Document, values: dict[str, Any], problems: ProblemList) -> Document:
+def fill_parameters(document: Document, values: dict[str, Any], problems: ProblemList) -> Document:
     """The document with `${name}` replaced; a name without a value is a problem there."""
     def unknown(loc: Loc, name: str) -> None:
         node = locate(document.root, loc).value
@@ -55,7 +55,7 @@ def _fill(document: Document, values: dict[str, Any], problems: ProblemList) -> 
     return Document(substitute(document.data, values, unknown), document.root)
 
 
-def _values(declared: dict[str, ParameterSpec], given: dict[str, str]) -> dict[str, Any]:
+def parameter_values(declared: dict[str, ParameterSpec], given: dict[str, str]) -> dict[str, Any]:
     values = {n: p.default for n, p in declared.items() if p.default is not None}
     return {**values, **given}
 
@@ -66,8 +66,8 @@ def load_system(path: Path, values: dict[str, Any]) -> SystemSpec:
     document = read_document(path, problems)
     system = None
     if document is not None:
-        values = {**_values(declared_parameters(document, problems), {}), **values}
-        system = validate_system_document(_fill(document, values, problems), problems)
+        values = {**parameter_values(declared_parameters(document, problems), {}), **values}
+        system = validate_system_document(fill_parameters(document, values, problems), problems)
     problems.raise_if_any()
     assert system is not None
     return system
@@ -90,8 +90,8 @@ def _validated(document: Document, path: Path, sets: dict[str, str],
     for name in undeclared:
         problems.add(1, 1, f"--set {name}: the experiment declares no parameter '{name}'",
                      f"declared: {', '.join(sorted(declared)) or 'none'}")
-    values = _values(declared, sets)
-    filled = _fill(document, values, problems)
+    values = parameter_values(declared, sets)
+    filled = fill_parameters(document, values, problems)
     included = _include(filled, path, values, problems)
     if included is None and isinstance(filled.data, dict) and isinstance(
             filled.data.get("system"), str):  # its own problems are reported: not twice

@@ -16,6 +16,7 @@ from pydantic import (
 from chaoskit.spec.conditions import parse_expectation, parse_threshold
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.params import ParameterSpec
+from chaoskit.spec.schedule import Schedule
 from chaoskit.spec.system import SystemSpec
 from chaoskit.spec.units import (
     Duration,
@@ -169,14 +170,6 @@ class Phases(Strict):
     recover: Duration = 5.0
 
 
-class Schedule(Strict):
-    """When a game day runs it (documentation for schedulers; `chaoskit run` ignores it)."""
-
-    cron: str | None = None
-    timezone: str = "UTC"
-    window: str | None = None
-
-
 class Experiment(Strict):
     api_version: Literal["chaoskit/v1"] = Field(alias="apiVersion")
     kind: Literal["Experiment"]
@@ -221,5 +214,6 @@ class SystemFile(SystemSpec):
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
 
     def declarations(self) -> SystemSpec:
-        return SystemSpec.model_validate(self.model_dump(
-            by_alias=True, exclude={"api_version", "kind", "metadata", "parameters"}))
+        return SystemSpec.model_validate(self.model_dump(  # json: durations as "10s" again
+            mode="json", by_alias=True, exclude={"api_version", "kind", "metadata",
+                                                 "parameters"}))

@@ -6,36 +6,55 @@ import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from chaoskit import registry
-from chaoskit.spec.models import API_VERSION, Experiment
+from chaoskit.spec.models import API_VERSION, Experiment, SystemFile
+from chaoskit.spec.plan import GamePlan
 from chaoskit.spec.yaml_source import Loc
 
 SCHEMA_ID = "https://chaoskit.dev/schema/chaoskit-v1.json"
 
 
 def json_schema() -> dict[str, Any]:
-    """Schema of one experiment file, keys as written in YAML (aliases such as `apiVersion`).
+    """Schema of any chaoskit file, keys as written in YAML (aliases such as `apiVersion`):
+    an Experiment, a System file or a GamePlan, chosen by `kind:`.
 
     Built from the registries: every installed fault, probe and platform kind gets its own
     closed variant (the common fields plus its Config's, with their descriptions), chosen by
     `type:` (`platform:` for targets), so an editor completes and checks `latency:`, `mode:`
     or `measure:` values.
     """
-    schema = Experiment.model_json_schema(by_alias=True, mode="validation")
-    defs = schema.setdefault("$defs", {})
+    _, shared = models_json_schema([(Experiment, "validation"), (SystemFile, "validation"),
+                                    (GamePlan, "validation")], by_alias=True,
+                                   ref_template="#/$defs/{model}")
+    defs = shared.setdefault("$defs", {})
     defs["FaultSpec"] = _by_kind(defs, defs["FaultSpec"], registry.FAULTS, "type", "fault")
     defs["ProbeRef"] = _by_kind(defs, defs["ProbeRef"], registry.PROBES, "type", "probe")
     defs["Target"] = _by_kind(defs, defs["Target"], registry.PLATFORMS, "platform", "platform")
-    schema = _parameters_allowed(_duration_defaults(schema))
-    body = {key: value for key, value in schema.items() if key not in ("title", "description")}
+    defs = _parameters_allowed(_duration_defaults({"$defs": defs}))["$defs"]
+    experiment = defs["Experiment"]
+    by_kind = [{"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": f"#/$defs/{model}"}}
+               for kind, model in (("System", "SystemFile"), ("GamePlan", "GamePlan"))]
+    by_kind.append({"if": {"properties": {"kind": {"const": "Experiment"}}},
+                    "then": {"$ref": "#/$defs/Experiment"}})
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": f"chaoskit experiment ({API_VERSION})",
-        "description": "A chaos experiment: target, hypothesis, load, faults on a timeline and "
-                       "guardrails. Validate with `chaoskit validate FILE`.",
-        **body,
+        "description": "A chaoskit file: an Experiment (target, hypothesis, load, faults on a "
+                       "timeline, guardrails), a System (a stack's flows, promises, money "
+                       "checks and roles) or a GamePlan (a game day's steps). Validate with "
+                       "`chaoskit validate FILE`.",
+        "type": "object",
+        "properties": {"apiVersion": experiment["properties"]["apiVersion"],
+                       "kind": {"enum": ["Experiment", "System", "GamePlan"],
+                                "description": "what the file is"},
+                       "metadata": {"type": "object"}},
+        "required": ["apiVersion", "kind", "metadata"],
+        "allOf": by_kind,
+        "$defs": defs,
     }
 
 

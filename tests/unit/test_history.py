@@ -19,12 +19,12 @@ from chaoskit.history import (
     index_run,
     last_passing,
     reindex,
-    render_history,
     runs,
     trend,
     trends,
 )
 from chaoskit.journal import JournalWriter, Kind
+from chaoskit.report.history import render_history
 
 DAY = 86400.0
 T0 = 1_790_000_000.0  # 2026-09-21
@@ -46,7 +46,7 @@ def write_run(runs_dir: Path, run_id: str, *, experiment: str = "bank-latency",
              "samples": 3, "note": ""},
             {"item": "refund-lag", "phase": "after", "expect": "<= 0s", "aggregate": "max",
              "held": True, "status": "held", "observed": -1.5, "threshold": 0.0, "samples": 2,
-             "note": ""}]
+             "note": "", "unit": "s"}]
         writer.write(Kind.RESULT, status=status, exit_code=0 if status == "held" else 1,
                      seed=seed, verdicts=verdicts, audit={"clean": True, "residue": {},
                                                           "errors": {}}, ts=started + 60)
@@ -54,7 +54,7 @@ def write_run(runs_dir: Path, run_id: str, *, experiment: str = "bank-latency",
     return path
 
 
-def test_a_run_is_indexed_with_its_verdicts_as_raw_floats(tmp_path: Path) -> None:
+def test_a_run_is_indexed_with_its_verdicts_as_numbers_and_units(tmp_path: Path) -> None:
     journal = write_run(tmp_path, "r1", p99=412.25)
     row = index_run(tmp_path, journal, parameters={"rate": "600/s"}, code_version="v1.4.0-3-gabc")
     assert (row.run_id, row.experiment, row.status, row.seed) == ("r1", "bank-latency", "held", 7)
@@ -65,6 +65,7 @@ def test_a_run_is_indexed_with_its_verdicts_as_raw_floats(tmp_path: Path) -> Non
     assert by_item[("p99", "during")].observed == 412.25
     assert by_item[("p99", "during")].held is True
     assert by_item[("refund-lag", "after")].observed == -1.5
+    assert by_item[("refund-lag", "after")].unit == "s" and by_item[("p99", "during")].unit is None
     assert (tmp_path / HISTORY_FILE).is_file()
 
 
@@ -211,5 +212,6 @@ def test_render_history_shows_runs_and_their_verdicts(tmp_path: Path) -> None:
     assert lines[0].split() == ["started", "(UTC)", "run", "status", "seed", "code"]
     assert lines[1].split()[:4] == ["2026-09-22", "14:13:20", "bank-1", "failed"]
     assert "    p99 (during): failed, observed 612.5, expected < 500ms" in lines
+    assert "    refund-lag (after): held, observed -1.5 s, expected <= 0s" in lines  # its unit
     assert any("bank-0" in line and line.rstrip().endswith("v1") for line in lines)
     assert render_history([])[0].startswith("no runs indexed yet")

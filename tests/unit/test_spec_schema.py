@@ -79,3 +79,17 @@ def test_a_platform_has_its_own_target_fields() -> None:
     assert schema_errors({**base, "target": {"platform": "kubernetes", "namespace": "p"}}) == []
     assert any("'namespace' was unexpected" in m for m in schema_errors(
         {**base, "target": {"platform": "local", "namespace": "p"}}))
+
+
+def test_system_files_and_plans_have_their_own_schema_chosen_by_kind() -> None:
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    assert schema_errors(data_of(root / "systems" / "reference-stack.yaml")) == []
+    plan = data_of(root / "plans" / "rehearsal-8pm.yaml")
+    assert schema_errors(plan) == []
+    typo = {**plan, "stop_when": {"abortd": True}}
+    assert any("'abortd' was unexpected" in m for m in schema_errors(typo))
+    step = {"name": "s", "experiment": "x.yaml", "hold": "ready?", "sett": {}}
+    assert any("'sett' was unexpected" in m for m in schema_errors({**plan, "steps": [step]}))
+    assert any("'flowz' was unexpected" in m for m in schema_errors(
+        {"apiVersion": "chaoskit/v1", "kind": "System", "metadata": {"name": "s"},
+         "flowz": {}}))

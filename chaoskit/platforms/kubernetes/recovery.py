@@ -84,7 +84,7 @@ def recover_command(namespaces: list[str], context: str | None, run: str | None)
     from chaoskit.platforms.kubernetes.kube import KubeCluster, api_client
 
     api = api_client(None, context)
-    names = tuple(namespaces) or (_context_namespace(context),)
+    names = tuple(namespaces) or (context_namespace(context),)
     with api:
         result = recover(KubeCluster(api), names, run)
     for line in result.undone:
@@ -97,7 +97,7 @@ def recover_command(namespaces: list[str], context: str | None, run: str | None)
     return 0 if result.clean else 4
 
 
-def _context_namespace(context: str | None) -> str:
+def context_namespace(context: str | None) -> str:
     """The namespace of the kubeconfig context (what kubectl would use), else `default`."""
     from kubernetes import config
 

@@ -33,8 +33,10 @@ TAIL_LINES, MAX_SAID = 20, 2000  # of the run's stderr, kept for a summary witho
 
 
 def newest_journal(runs: Path, since: float) -> Path | None:
-    """The journal written by this run: the newest one touched since it started."""
-    journals = [j for j in runs.glob("*/journal.jsonl") if j.stat().st_mtime >= since - 1]
+    """The journal written by this run (a game day's: its plan journal): the newest one touched
+    since it started."""
+    journals = [j for pattern in ("*/journal.jsonl", "*/plan.jsonl") for j in runs.glob(pattern)
+                if j.stat().st_mtime >= since - 1]
     return max(journals, key=lambda j: j.stat().st_mtime, default=None)
 
 
