@@ -158,9 +158,9 @@ def after_run(journal: Path, out: Path, args: argparse.Namespace,
     records = read_journal(journal)
     print_summary(records)
     print(f"journal: {journal}")
+    index(out, journal, parameters)  # first: the report shows this run in each item's trend
     if not args.no_report:
-        print(f"report:  {write_report(journal)}")
-    index(out, journal, parameters)
+        print(f"report:  {write_report(journal, out)}")
     summary = json_summary(records)
     if args.webhook and (args.webhook_on == "always" or summary.get("status") != "held"):
         from chaoskit.notify import post_verdict
@@ -178,9 +178,9 @@ def index(out: Path, journal: Path, parameters: dict[str, str]) -> None:
         print(f"warning: {exc.render()}", file=sys.stderr)
 
 
-def write_report(journal: Path) -> Path:
+def write_report(journal: Path, history: Path | None = None) -> Path:
     from chaoskit.report.html import write_report as write
-    return Path(write(journal))
+    return Path(write(journal, history))
 
 
 def _dry_run(experiment: Any, seed: int | None, source: str) -> int:

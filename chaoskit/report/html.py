@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chaoskit.errors import JournalError
+from chaoskit.history import trends as history_trends
 from chaoskit.journal import Record, header, read_journal, result
 from chaoskit.report import summary
 from chaoskit.spec.conditions import parse_threshold
@@ -32,11 +34,14 @@ SECTIONS = (("schedule", re.compile(r"(?<![a-z])(lag|late|schedul\w*|due|on-?tim
             ("offline", re.compile(r"offline|progress|batch|settle|reconcil")))
 
 
-def write_report(journal: Path) -> Path:
-    """Write report.html next to the journal; return its path."""
+def write_report(journal: Path, history: Path | None = None) -> Path:
+    """Write report.html next to the journal; return its path. `history`: the output folder
+    whose run history gives each item's trend (default: the folder holding the run)."""
     journal = Path(journal)
     out = journal.with_name("report.html")
-    out.write_text(render(read_journal(journal)), encoding="utf-8")
+    records = read_journal(journal)
+    trends = trend_plots(records, history or journal.resolve().parent.parent)
+    out.write_text(render(records, trends), encoding="utf-8")
     return out
 
 
@@ -210,6 +215,37 @@ def probe_plots(records: list[Record], verdicts: list[dict[str, Any]],
     return plots
 
 
+TREND_RUNS = 30  # earlier runs shown in an item's trend
+
+
+def trend_plots(records: list[Record], history: Path) -> list[dict[str, Any]]:
+    """Each item's observed value over the experiment's earlier runs (this one last), with the
+    limit it was judged against: from the run history, when there is one."""
+    head = header(records)
+    try:
+        trends = history_trends(history, str(head.get("experiment")), limit=TREND_RUNS,
+                                upto=str(head.get("run_id")))
+    except JournalError:
+        return []  # a history that cannot be read costs the trend, not the report
+    plots = []
+    order = {"before": 0, "during": 1, "after": 2}
+    for (item, phase), points in sorted(trends.items(), key=lambda kv: (kv[0][0],
+                                                                          order.get(kv[0][1], 3))):
+        if len(points) < 2:
+            continue
+        unit = next((p.unit for p in points if p.unit), "") or ""
+        labels = [f"{p.run_id} ({p.status or 'unfinished'}"
+                  f"{', ' + p.code_version if p.code_version else ''})" for p in points]
+        plot = _plot(f"trend-{item}-{phase}", f"{item} [{phase}] over the last {len(points)} runs",
+                     "history", list(range(1, len(points) + 1)),
+                     [("observed", [p.observed for p in points]),
+                      ("limit", [p.threshold for p in points])], unit, zero=False)
+        plot["xaxis"] = {"label": "runs of this experiment, oldest first (this run last)",
+                         "labels": labels}
+        plots.append(plot)
+    return plots
+
+
 def probe_error_marks(records: list[Record]) -> list[dict[str, Any]]:
     errors = [r for r in records if r["kind"] == "probe-error"]
     return [{"t": r["t"], "kind": "probe-error", "label": f"probe {r.get('name')}: "
@@ -246,8 +282,9 @@ def _inline_js(text: str) -> str:
     return text.replace("</script", "<\\/script")
 
 
-def render(records: list[Record]) -> str:
+def render(records: list[Record], extra_plots: list[dict[str, Any]] | None = None) -> str:
     data = report_data(records)
+    data["plots"] += extra_plots or []
     page = _static("report.html")
     values = {"title": html.escape(f"chaoskit: {data['experiment']} ({data['run_id']})"),
               "uplot_css": _static("uPlot.min.css"), "report_css": _static("report.css"),

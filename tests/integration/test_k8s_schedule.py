@@ -231,3 +231,58 @@ def test_delete_leaves_nothing(fired: Fired, accounts: Accounts) -> None:
         eventually(lambda: not leftovers(), 60, "nothing left of the schedule")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {leftovers()}") from None
+
+
+def chaoskit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chaoskit.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def plan_with_schedule(folder: Path, cron: str, window: str | None = None) -> Path:
+    """The shipped 8 PM rehearsal plan and what it includes, with a schedule of our own."""
+    import shutil
+    shutil.copytree(ROOT / "experiments", folder / "experiments")
+    path = folder / "experiments" / "plans" / "rehearsal-8pm.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["schedule"] = {"cron": cron, "timezone": ZONE, **({"window": window} if window else {})}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_cli_applies_lists_and_deletes_a_plans_schedule(accounts: Accounts,
+                                                            tmp_path: Path) -> None:
+    plan = plan_with_schedule(tmp_path, "0 19 * * 5", "Fri 18:00-23:00")
+    kube = ["--kubeconfig", str(accounts.scheduler), "--namespace", NS]
+    applied = chaoskit("schedule", "apply", str(plan), "--name", "rehearsal", *kube)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"CronJob {NS}/chaoskit-rehearsal created" in applied.stdout
+    assert "next runs: Fri" in applied.stdout
+    job = client.BatchV1Api(accounts.api).read_namespaced_cron_job("chaoskit-rehearsal", NS)
+    command = job.spec.job_template.spec.template.spec.containers[0].command
+    assert command[command.index("--") + 1:] == [
+        "/opt/chaoskit/bin/chaoskit", "gameday", "/experiment/plans/rehearsal-8pm.yaml",
+        "--out", "/runs", "--yes"]
+    files = client.CoreV1Api(accounts.api).read_namespaced_config_map(
+        "chaoskit-rehearsal-experiment", NS).data
+    assert {"plans_rehearsal-8pm.yaml", "triple-peak-refund-storm.yaml",
+            "systems_reference-stack.yaml"} <= set(files)  # the plan and what it includes
+    listed = chaoskit("schedule", "list", *kube)
+    assert listed.returncode == 0 and "rehearsal: plans/rehearsal-8pm.yaml at '0 19 * * 5'" in (
+        listed.stdout)
+    deleted = chaoskit("schedule", "delete", "rehearsal", *kube)
+    assert deleted.returncode == 0 and f"deleted CronJob {NS}/chaoskit-rehearsal" in (
+        deleted.stdout)
+    assert chaoskit("schedule", "delete", "rehearsal", *kube).returncode == 4  # nothing left
+
+
+def test_a_schedule_firing_outside_its_window_is_refused_and_nothing_applied(
+        accounts: Accounts, tmp_path: Path) -> None:
+    plan = plan_with_schedule(tmp_path, "0 3 * * *", "Mon-Fri 09:00-18:00")
+    refused = chaoskit("schedule", "apply", str(plan), "--name", "night", "--kubeconfig",
+                       str(accounts.scheduler), "--namespace", NS)
+    assert refused.returncode == 2
+    assert 'outside the allowed window "Mon-Fri 09:00-18:00"' in refused.stderr
+    assert "03:00" in refused.stderr
+    names = [c.metadata.name for c in client.BatchV1Api(accounts.api).list_namespaced_cron_job(
+        NS).items]
+    assert "chaoskit-night" not in names

@@ -76,6 +76,11 @@ def test_every_run_is_indexed_and_compare_finds_the_last_passing_run(lab: Lab) -
                             str(lab.tmp / "runs")], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "failed" in shown.stdout and "errors-low (during)" in (
         shown.stdout)
+    report = subprocess.run([sys.executable, "-m", "chaoskit.cli", "report",
+                             str(rows[0].journal)], capture_output=True, text=True, timeout=60)
+    page = rows[0].journal.with_name("report.html").read_text()
+    assert report.returncode == 0 and '"id":"trend-errors-low-during"' in page
+    assert f"{rows[1].run_id} (held" in page  # the earlier run, named on the trend's x axis
     compared = subprocess.run([sys.executable, "-m", "chaoskit.cli", "compare", "last-passing",
                                str(rows[0].journal)], capture_output=True, text=True,
                               timeout=60)

@@ -12,7 +12,8 @@
                     "revert-failed": "#c92a2a", "error": "#c92a2a", "probe-error": "#868e96" };
   var SECTION_TITLES = { traffic: "Traffic (load engine)", schedule: "Schedule lag",
                          offline: "Offline work", hypothesis: "Hypothesis",
-                         guardrails: "Guardrails" };
+                         guardrails: "Guardrails", history: "Over earlier runs",
+                         capacity: "Capacity: each measure against the arrival rate" };
   var drawn = 0;
 
   function fmt(v) {
@@ -138,6 +139,24 @@
     };
   }
 
+  function axisOptions(plot, width, series) {
+    /* a plot whose x is not the run's clock (earlier runs, arrival rates): no fault shading */
+    var axis = plot.xaxis;
+    series[0] = { label: axis.label, value: function (u, v) {
+      if (v == null) return "-";
+      return axis.labels ? (axis.labels[v - 1] || String(v)) : fmt(v) + (axis.unit || ""); } };
+    return {
+      title: plot.title, width: width, height: 210, series: series,
+      scales: { x: { time: false }, y: { range: yRange(plot) } },
+      axes: [{ label: axis.label, labelSize: 18, size: 36,
+               values: function (u, splits) { return splits.map(function (v) {
+                 return axis.labels ? (Number.isInteger(v) ? "#" + v : "") : fmt(v); }); } },
+             { label: plot.unit || "", labelSize: plot.unit ? 18 : 0, size: 56,
+               values: function (u, splits) { return splits.map(fmt); } }],
+      hooks: { draw: [function (u) { markDrawn(u); }] }
+    };
+  }
+
   function options(plot, width) {
     var series = [{ label: "t (s)", value: function (u, v) { return v == null ? "-" : v.toFixed(2) + " s"; } }];
     plot.series.forEach(function (s, i) {
@@ -146,6 +165,7 @@
                     points: { show: plot.x.length < 80, size: 4 },
                     value: function (u, v) { return fmt(v); } });
     });
+    if (plot.xaxis) return axisOptions(plot, width, series);
     return {
       title: plot.title, width: width, height: 210, series: series,
       scales: { x: { time: false, range: function () { return [0, Math.max(data.end, 0.001)]; } },
