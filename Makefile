@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LAB_RUNTIME ?= processes
 
-.PHONY: setup setup-kubernetes image demo test unit integration bench gate lint lint-only schema clean
+.PHONY: setup setup-kubernetes image demo test unit integration bench gate mutants lint lint-only schema clean
 
 setup: $(STAMP)
 	@.ci/install-system.sh
@@ -41,8 +42,15 @@ unit: setup-kubernetes
 bench: setup
 	@$(BIN)/pytest tests/bench -s -q -p no:cacheprovider -o python_files='bench_*.py' $(PYTEST_ARGS)
 
+# LAB_RUNTIME=containers runs the gate set against container nodes (after `make image`).
 gate: setup
-	@$(BIN)/python -m chaoskit.demo --gate
+	@$(BIN)/python -m chaoskit.demo --gate --runtime $(LAB_RUNTIME)
+
+# Mutation testing: the healthy stack, then every deliberate defect of the reference stack
+# (chaoskit/stack/defects.py), against the gate set; prints the score and what caught each.
+MUTANTS_ARGS ?=
+mutants: setup
+	@$(BIN)/python -m tests.mutants $(MUTANTS_ARGS)
 
 lint: setup lint-only
 

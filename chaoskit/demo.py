@@ -20,7 +20,7 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def lab_up() -> None:
+def lab_up(runtime: str = "processes") -> None:
     from chaoskit.lab import lifecycle as lab
     from chaoskit.lab import state
     from chaoskit.lab.topology import LabOptions
@@ -29,8 +29,9 @@ def lab_up() -> None:
     if (directory / "state.json").exists() and state.load(directory).status != "down":
         _say(f"stopping a previous lab '{LAB_NAME}' first")
         lab.down(LAB_NAME)
-    _say("starting the local payment lab (PostgreSQL, Toxiproxy, HAProxy, stack on 3 nodes)")
-    _, seconds = lab.up(LabOptions(name=LAB_NAME))
+    _say("starting the local payment lab (PostgreSQL, Toxiproxy, HAProxy, stack on 3 nodes"
+         + (", each a container)" if runtime == "containers" else ")"))
+    _, seconds = lab.up(LabOptions(name=LAB_NAME, runtime=runtime))
     print(f"lab up in {seconds:.1f}s", flush=True)
 
 
@@ -64,10 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaoskit.demo", description=__doc__)
     parser.add_argument("--gate", action="store_true", help="run the gate set, not the flagship")
     parser.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
+    parser.add_argument("--runtime", choices=("processes", "containers"), default="processes",
+                        help="the lab's nodes: host processes, or containers (`make image`)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        lab_up()
+        lab_up(args.runtime)
         code = run_gate() if args.gate else run_flagship()
     except ChaoskitError as exc:
         print(exc.render(), file=sys.stderr)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from chaoskit.errors import PlatformError
 
 LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 SUBNET_PREFIX = 24
+NETWORK_LOCK = Path("/run/chaoskit-network.lock")
 
 _handed_out: set[int] = set()
 
@@ -27,6 +32,18 @@ def free_port(host: str = "127.0.0.1") -> int:
             _handed_out.add(port)
             return port
     raise PlatformError("no free TCP port found", hint="close some listening sockets")
+
+
+@contextlib.contextmanager
+def network_lock() -> Iterator[None]:
+    """Two labs starting at once must not pick the same subnet: held from the pick until the
+    subnet shows on an interface."""
+    with open(NETWORK_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def networks_in_use() -> list[ipaddress.IPv4Network]:
@@ -54,10 +71,11 @@ def _prefixes(entries: list[dict[str, Any]]) -> list[ipaddress.IPv4Network]:
     return nets
 
 
-def pick_subnet(in_use: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-    """The first /24 of 198.18.0.0/15 overlapping nothing in use (198.18.0.0/24 is skipped:
-    benchmarking tools commonly grab it)."""
-    for candidate in list(LAB_RANGE.subnets(new_prefix=SUBNET_PREFIX))[1:]:
+def pick_subnet(in_use: list[ipaddress.IPv4Network],
+                first: int = 1) -> ipaddress.IPv4Network:
+    """The first /24 of 198.18.0.0/15 from the `first`-th on overlapping nothing in use
+    (198.18.0.0/24 is skipped: benchmarking tools commonly grab it)."""
+    for candidate in list(LAB_RANGE.subnets(new_prefix=SUBNET_PREFIX))[max(1, first):]:
         if not any(candidate.overlaps(net) for net in in_use):
             return candidate
     raise PlatformError("no free /24 left inside 198.18.0.0/15",

@@ -72,11 +72,8 @@ def stop_service(lab: LabState, process_id: str) -> None:
 def add_node(lab: LabState, name: str | None = None) -> NodeRecord:
     """A new node with a gateway (joining HAProxy's rotation) and a worker (the lease pool);
     `name` (node-N) lets a caller pick it ahead, as a journaled intent needs."""
-    name = name or _unique_node_name(lab)
-    if any(n.name == name for n in lab.nodes) or not name.rsplit("-", 1)[-1].isdigit():
-        raise PlatformError(f"cannot add node '{name}': taken, or not named node-N",
-                            hint=f"use a free name such as {next_node_names(lab, 1)[0]}")
-    index = int(name.rsplit("-", 1)[1]) - 1  # the number names the address and link: unique
+    name = name or free_node_name(lab)
+    index = new_node_index(lab, name)
     address = "127.0.0.1"
     if lab.mode == nodes.NETNS:
         address = addresses.node_address(IPv4Network(lab.subnet), index)
@@ -93,7 +90,16 @@ def add_node(lab: LabState, name: str | None = None) -> NodeRecord:
     return node
 
 
-def _unique_node_name(lab: LabState) -> str:
+def new_node_index(lab: LabState, name: str) -> int:
+    """The 0-based index of a node to add (node-N: N - 1), refusing a taken or odd name; the
+    number names its address and link, so it is unique."""
+    if any(n.name == name for n in lab.nodes) or not name.rsplit("-", 1)[-1].isdigit():
+        raise PlatformError(f"cannot add node '{name}': taken, or not named node-N",
+                            hint=f"use a free name such as {next_node_names(lab, 1)[0]}")
+    return int(name.rsplit("-", 1)[1]) - 1
+
+
+def free_node_name(lab: LabState) -> str:
     taken = {n.name for n in lab.nodes}
     return next(f"node-{i}" for i in range(1, 1000) if f"node-{i}" not in taken)
 

@@ -13,11 +13,13 @@ from typing import Any
 from chaoskit.errors import ChaoskitError, PlatformError
 from chaoskit.lab import lifecycle as lab
 from chaoskit.lab import state, status
+from chaoskit.lab.runtime import PROCESSES, RUNTIMES
 from chaoskit.lab.topology import LabOptions
 
 _EPILOG = """\
 examples:
   chaoskit lab up                      3 nodes, embedded PostgreSQL, time scale 60
+  chaoskit lab up --runtime containers every node a container of the stack image (`make image`)
   chaoskit lab up --nodes 4 --name peak --time-scale 120
   chaoskit lab up --postgres-url postgresql://me@127.0.0.1:5432/ledger
   chaoskit lab status --json           for scripts
@@ -25,10 +27,14 @@ examples:
   chaoskit lab down --name peak        stop everything, also after a crashed `lab up`
 
 State lives in $CHAOSKIT_STATE_DIR/labs/NAME (default ~/.local/state/chaoskit/labs/NAME).
-As root every node is a network namespace on a lab bridge (a free /24 of 198.18.0.0/15) with
-its own cgroups; without root nodes are process groups on loopback and `isolate` is unavailable.
-Nodes reach PostgreSQL and the banks only through Toxiproxy proxies on the bridge's host address
-(`lab status` lists them); HAProxy on 127.0.0.1 reaches the gateways on their node addresses.
+Runtime processes (the default): as root every node is a network namespace on a lab bridge (a
+free /24 of 198.18.0.0/15) with its own cgroups; without root nodes are process groups on
+loopback and `isolate` is unavailable. Runtime containers: every node is a container of the
+payment stack's image (built by `make image`) on an internal lab network of the container
+engine (a free /24 of 198.18.0.0/15; the engine is $DOCKER_HOST, Docker's or Podman's socket,
+else chaoskit's own Podman service). Either way nodes reach PostgreSQL and the banks only
+through Toxiproxy proxies on the bridge's host address (`lab status` lists them); HAProxy on
+127.0.0.1 reaches the gateways on their node addresses.
 """
 
 
@@ -61,8 +67,14 @@ def _add_up(verbs: Any) -> None:
     up.add_argument("--postgres-url", help="use this PostgreSQL instead of an embedded one")
     up.add_argument("--time-scale", type=float, default=60.0,
                     help="scenario seconds per real second (default 60)")
+    up.add_argument("--runtime", choices=RUNTIMES, default=PROCESSES,
+                    help="what a node is: host processes (default) or a container")
     up.add_argument("--mode", choices=("auto", "netns", "process"), default="auto",
-                    help="node kind: netns (root) or process groups on loopback")
+                    help="processes runtime: netns nodes (root) or process groups on loopback")
+    up.add_argument("--image", help="containers runtime: the stack image (default: the one "
+                                     "`make image` builds from these sources)")
+    up.add_argument("--engine", help="containers runtime: Docker Engine API URL (default: "
+                                      "$DOCKER_HOST, else discovered)")
     up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the stack, e.g. CHAOSKIT_LEASE_TTL=1s")
     up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for health")
@@ -92,7 +104,8 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 def _up(args: argparse.Namespace) -> int:
     options = LabOptions(name=args.name, nodes=args.nodes, postgres_url=args.postgres_url,
                          time_scale=args.time_scale, mode=args.mode, env=_parse_env(args.env),
-                         timeout=args.timeout)
+                         timeout=args.timeout, runtime=args.runtime, image=args.image,
+                         engine=args.engine)
     started, took = lab.up(options)
     print(status.table(status.collect(started)))
     print(f"up in {took:.1f}s; stop it with `chaoskit lab down --name {args.name}`")

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.lab import (
-    addresses,
-    cgroups,
-    haproxy,
-    health,
-    netns,
-    nodes,
-    postgres,
-    processes,
-    state,
-)
-from chaoskit.lab.state import LabState, NodeRecord, ProcessRecord, logs_dir
+from chaoskit.lab import addresses, cgroups, haproxy, health, nodes, postgres, state
+from chaoskit.lab.runtime import CONTAINERS, PROCESSES, RUNTIMES, NodeRuntime, runtime_of
+from chaoskit.lab.state import MARKER_ENV, LabState, ProcessRecord, logs_dir
 from chaoskit.lab.teardown import teardown
 from chaoskit.lab.topology import LabOptions, placement, proxy_plan, stack_record
 from chaoskit.toolchain import require_binary
 
-NETWORK_LOCK = Path("/run/chaoskit-network.lock")
+HOST_READY_TIMEOUT = 15.0  # a containers lab: until the bridge has the host's address
 
 
 def choose_mode(requested: str) -> str:
@@ -43,10 +32,31 @@ def choose_mode(requested: str) -> str:
     return nodes.NETNS if usable else nodes.PROCESS
 
 
+def runtime_settings(options: LabOptions) -> dict[str, Any]:
+    """The runtime's fields of a new lab's state, checked before anything is made: a containers
+    lab needs an engine that answers and the stack image in it."""
+    if options.runtime not in RUNTIMES:
+        raise PlatformError(f"unknown runtime '{options.runtime}'",
+                            hint=f"use one of: {', '.join(RUNTIMES)}")
+    if options.runtime == PROCESSES:
+        if options.engine or options.image:
+            raise PlatformError("--engine and --image are for container nodes",
+                                hint="add --runtime containers, or leave them out")
+        return {"runtime": PROCESSES, "mode": choose_mode(options.mode)}
+    if options.mode != "auto":
+        raise PlatformError(f"--mode {options.mode} is for the processes runtime",
+                            hint="leave --mode out with --runtime containers")
+    from chaoskit.lab.containers.engine import prepare
+    from chaoskit.lab.containers.runtime import MODE
+
+    engine, image = prepare(options.engine, options.image)
+    return {"runtime": CONTAINERS, "mode": MODE, "engine": engine, "image": image}
+
+
 def up(options: LabOptions) -> tuple[LabState, float]:
     """Start a lab and wait until it is healthy; returns its state and the seconds it took."""
     started = time.monotonic()
-    lab = _claim(options)
+    lab = _claim(options, runtime_settings(options))
     try:
         asyncio.run(_build(lab, options))
     except BaseException:
@@ -57,7 +67,7 @@ def up(options: LabOptions) -> tuple[LabState, float]:
     return lab, time.monotonic() - started
 
 
-def _claim(options: LabOptions) -> LabState:
+def _claim(options: LabOptions, settings: dict[str, Any]) -> LabState:
     if options.nodes < 2:
         raise PlatformError("a lab needs at least 2 nodes (leader and standby scheduler)",
                             hint="use --nodes 2 or more")
@@ -69,68 +79,26 @@ def _claim(options: LabOptions) -> LabState:
         shutil.rmtree(directory / "logs", ignore_errors=True)
         (directory / "logs").mkdir(parents=True)
         lab = LabState(name=directory.name, dir=str(directory), lab_id=state.lab_id(directory),
-                       mode=choose_mode(options.mode), owner_pid=os.getpid(),
-                       time_scale=options.time_scale)
+                       owner_pid=os.getpid(), time_scale=options.time_scale, **settings)
         state.save(lab)
     return lab
 
 
 async def _build(lab: LabState, options: LabOptions) -> None:
-    if lab.mode == nodes.NETNS:
-        await asyncio.to_thread(_make_network, lab, options.nodes)
-    else:
-        lab.nodes = [NodeRecord(f"node-{i + 1}", "127.0.0.1") for i in range(options.nodes)]
+    runtime = runtime_of(lab)
+    await asyncio.to_thread(runtime.make_nodes, lab, options.nodes)
     host_records = _plan_host(lab, options)
-    stack, entry = _plan_stack(lab, options)
+    stack, entry = _plan_stack(lab, options, runtime)
     state.save(lab)
     # Everything starts at once: stack services retry the database (and its proxy) until it
     # answers, so their slow Python start-up overlaps initdb and Toxiproxy's start.
     postgres_ready = asyncio.create_task(_start_postgres(lab, host_records.get("postgres")))
-    proxies_ready = asyncio.create_task(_start_proxies(lab, host_records["toxiproxy"]))
-    _launch_all(lab, [host_records["bank"], *stack, entry])
+    proxies_ready = asyncio.create_task(_start_proxies(lab, host_records["toxiproxy"], runtime))
+    _launch_all(lab, [host_records["bank"]])
+    await runtime.start_stack(lab, stack)
+    _launch_all(lab, [entry])
     await asyncio.gather(postgres_ready, proxies_ready)
     await _wait_ready(lab, options.timeout)
-
-
-@contextlib.contextmanager
-def _network_lock() -> Iterator[None]:
-    """Two labs starting at once must not pick the same subnet."""
-    with open(NETWORK_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _make_network(lab: LabState, count: int) -> None:
-    with _network_lock():
-        _refuse_taken_names(lab.lab_id)
-        subnet = addresses.pick_subnet(addresses.networks_in_use())
-        lab.subnet, lab.bridge = str(subnet), f"ck{lab.lab_id}"
-        lab.host_ip = addresses.host_address(subnet)
-        state.save(lab)
-        netns.create_bridge(lab.bridge, f"{lab.host_ip}/{subnet.prefixlen}")
-    for i in range(count):
-        name = f"node-{i + 1}"
-        node = NodeRecord(name, addresses.node_address(subnet, i), netns=f"ck{lab.lab_id}-{name}",
-                          veth=f"ck{lab.lab_id}v{i + 1}")
-        lab.nodes.append(node)
-        state.save(lab)
-        nodes.create(lab, node)
-    state.save(lab)
-
-
-def _refuse_taken_names(lab_id: str) -> None:
-    """Kernel objects named after this lab must not exist yet: tearing down a failed start
-    would otherwise remove another lab's (or a stale run's) bridge, namespaces or cgroups."""
-    taken = [f"link ck{lab_id}"] if netns.link_exists(f"ck{lab_id}") else []
-    taken += [f"netns {n}" for n in netns.netns_list() if n.startswith(f"ck{lab_id}-")]
-    taken += [f"cgroup {g}" for g in cgroups.lab_groups(lab_id) if g.exists()]
-    if taken:
-        raise PlatformError(f"kernel objects of lab id {lab_id} already exist: {', '.join(taken)}",
-                            hint="a stale lab uses them: run `chaoskit lab down` for it, or pick "
-                                 "another --name")
 
 
 def _plan_host(lab: LabState, options: LabOptions) -> dict[str, ProcessRecord]:
@@ -171,12 +139,14 @@ def _toxiproxy_record(lab: LabState) -> ProcessRecord:
                          str(logs_dir(lab) / "toxiproxy.log"), f"{api.hostname}:{api.port}")
 
 
-def _plan_stack(lab: LabState,
-                options: LabOptions) -> tuple[list[ProcessRecord], ProcessRecord]:
+def _plan_stack(lab: LabState, options: LabOptions,
+                runtime: NodeRuntime) -> tuple[list[ProcessRecord], ProcessRecord]:
     records = []
     for service, node_name in placement([n.name for n in lab.nodes]):
         node = lab.node(node_name)
-        records.append(stack_record(lab, options, service, node_name, node.address))
+        record = stack_record(lab, options, service, node_name, node.address)
+        runtime.place(lab, record)
+        records.append(record)
         node.roles.append(service)
     gateways = [(r.node or r.id, r.listen) for r in records if r.service == "gateway"]
     entry = _haproxy_record(lab, gateways)
@@ -196,6 +166,7 @@ def _haproxy_record(lab: LabState, gateways: list[tuple[str, str]]) -> ProcessRe
 
 
 def _launch_all(lab: LabState, records: list[ProcessRecord]) -> None:
+    """Host processes (PostgreSQL, Toxiproxy, the bank, HAProxy), each noted as started."""
     for record in records:
         nodes.launch(lab, record)
         state.save(lab)
@@ -204,15 +175,18 @@ def _launch_all(lab: LabState, records: list[ProcessRecord]) -> None:
 async def _start_postgres(lab: LabState, record: ProcessRecord | None) -> None:
     if record is None:
         return
-    await asyncio.to_thread(postgres.init, Path(lab.pgdata), record.user)
+    # initdb carries the lab's marker: a `lab up` killed meanwhile leaves it to `lab down`
+    await asyncio.to_thread(postgres.init, Path(lab.pgdata), record.user,
+                            {**os.environ, MARKER_ENV: lab.marker})
     _launch_all(lab, [record])
     host, _, port = record.listen.rpartition(":")
     await health.wait_port(host, int(port), 20.0)
 
 
-async def _start_proxies(lab: LabState, record: ProcessRecord) -> None:
+async def _start_proxies(lab: LabState, record: ProcessRecord, runtime: NodeRuntime) -> None:
     _launch_all(lab, [record])
     await asyncio.to_thread(toxiproxy.wait_ready, lab.toxiproxy_api, 10.0)
+    await asyncio.to_thread(runtime.host_ready, lab, HOST_READY_TIMEOUT)
     server = toxiproxy.ToxiproxyServer(lab.toxiproxy_api)
     for name, proxy in lab.proxies.items():
         await asyncio.to_thread(server.ensure_proxy, name, proxy["listen"], proxy["upstream"])
@@ -242,7 +216,7 @@ async def _wait_gateways_up(lab: LabState, timeout: float) -> None:
 
 
 def _dead(lab: LabState) -> list[str]:
-    return [p.id for p in lab.processes if p.pid and not processes.alive(p.pid, p.started)]
+    return runtime_of(lab).dead(lab)
 
 
 def _dead_hint(lab: LabState) -> str:

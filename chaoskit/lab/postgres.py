@@ -78,8 +78,9 @@ def binaries() -> Path:
     return target
 
 
-def init(pgdata: Path, user: str | None) -> None:
-    """initdb with trust auth on loopback (a throw-away lab database)."""
+def init(pgdata: Path, user: str | None, env: dict[str, str] | None = None) -> None:
+    """initdb with trust auth on loopback (a throw-away lab database); `env`: its environment
+    (default: ours)."""
     if pgdata.exists():
         shutil.rmtree(pgdata)
     pgdata.mkdir(parents=True, mode=0o700)
@@ -89,7 +90,7 @@ def init(pgdata: Path, user: str | None) -> None:
                "--encoding=utf8", "-U", "postgres", "--no-sync"]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, user=user,
-                       timeout=120)
+                       timeout=120, env=env)
     except subprocess.CalledProcessError as exc:
         raise PlatformError(f"initdb failed in {pgdata}: {exc.stderr.strip()[-400:]}",
                             hint="check disk space; as root, check that the user "

@@ -58,7 +58,8 @@ class ProcessRecord:
 
 @dataclass
 class NodeRecord:
-    """A failure domain: a netns + cgroups (root) or a process group on loopback."""
+    """A failure domain: a netns + cgroups (root), a process group on loopback, or a
+    container on the lab's network (the containers runtime)."""
 
     name: str
     address: str
@@ -66,6 +67,7 @@ class NodeRecord:
     veth: str | None = None
     cgroups: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
+    container: str | None = None
 
 
 @dataclass
@@ -75,6 +77,7 @@ class LabState:
     lab_id: str
     mode: str
     status: str = "creating"
+    runtime: str = "processes"  # processes (netns or process nodes) | containers
     owner_pid: int = 0
     time_scale: float = 60.0
     subnet: str = ""
@@ -90,6 +93,9 @@ class LabState:
     nodes: list[NodeRecord] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
     cgroup_roots: list[str] = field(default_factory=list)
+    engine: str = ""  # containers runtime: the Docker Engine API URL
+    image: str = ""  # containers runtime: the stack image its nodes run
+    network: str = ""  # containers runtime: the engine network of the nodes
 
     @property
     def path(self) -> Path:

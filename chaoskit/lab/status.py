@@ -7,20 +7,26 @@ from typing import Any
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.lab import haproxy, health, netns, nodes, processes
+from chaoskit.lab import haproxy, health
+from chaoskit.lab.runtime import NodeRuntime, runtime_of
 from chaoskit.lab.state import LabState
 
 
 def collect(lab: LabState) -> dict[str, Any]:
     """A JSON-able snapshot (the shape of `lab status --json`)."""
     healthy = asyncio.run(_probe({p.id: p.health for p in lab.processes if p.health}))
+    runtime = runtime_of(lab)
+    live = lab.status != "down"
+    dead = set(runtime.dead(lab)) if live else {p.id for p in lab.processes}
     return {
-        "name": lab.name, "dir": lab.dir, "mode": lab.mode, "status": lab.status,
+        "name": lab.name, "dir": lab.dir, "runtime": lab.runtime, "mode": lab.mode,
+        "status": lab.status, **runtime.describe(lab),
         "subnet": lab.subnet, "bridge": lab.bridge, "host_ip": lab.host_ip,
         "entry_url": lab.entry_url, "database_url": lab.postgres_url,
         "toxiproxy_api": lab.toxiproxy_api,
-        "nodes": [_node(lab, n.name) for n in lab.nodes],
-        "processes": [_process(lab, p.id, healthy.get(p.id)) for p in lab.processes],
+        "nodes": [_node(lab, runtime, n.name, live) for n in lab.nodes],
+        "processes": [_process(lab, p.id, healthy.get(p.id), p.id not in dead)
+                      for p in lab.processes],
         "proxies": _proxies(lab),
         "haproxy": haproxy.server_states(lab.haproxy_socket) if lab.haproxy_socket else {},
     }
@@ -32,21 +38,21 @@ async def _probe(urls: dict[str, str]) -> dict[str, bool]:
     return dict(zip(urls, results, strict=True))
 
 
-def _node(lab: LabState, name: str) -> dict[str, Any]:
+def _node(lab: LabState, runtime: NodeRuntime, name: str, live: bool) -> dict[str, Any]:
     node = lab.node(name)
-    link = netns.link_state(node.veth) if node.veth else {}
     return {"name": node.name, "address": node.address, "netns": node.netns, "veth": node.veth,
-            "roles": node.roles, "frozen": nodes.frozen(lab, name) if lab.status == "up" else False,
-            "link_up": link.get("up") == "yes" if node.veth else None,
+            "container": node.container, "roles": node.roles,
+            "frozen": runtime.frozen(lab, name) if lab.status == "up" else False,
+            "link_up": runtime.link_up(lab, name) if live else None,
             "processes": [p.id for p in lab.processes_on(name)]}
 
 
-def _process(lab: LabState, pid_or_id: str, healthy: bool | None) -> dict[str, Any]:
+def _process(lab: LabState, pid_or_id: str, healthy: bool | None,
+             alive: bool) -> dict[str, Any]:
     record = lab.process(pid_or_id)
     assert record is not None
     return {"id": record.id, "service": record.service, "node": record.node, "pid": record.pid,
-            "alive": processes.alive(record.pid, record.started), "listen": record.listen,
-            "healthy": healthy, "log": record.log}
+            "alive": alive, "listen": record.listen, "healthy": healthy, "log": record.log}
 
 
 def _proxies(lab: LabState) -> list[dict[str, Any]]:
@@ -66,9 +72,13 @@ def _proxies(lab: LabState) -> list[dict[str, Any]]:
 
 def table(snapshot: dict[str, Any]) -> str:
     """The short human table `lab up` and `lab status` print."""
-    lines = [(f"lab {snapshot['name']} ({snapshot['mode']}, {snapshot['status']})  "
-             f"entry {snapshot['entry_url']}  toxiproxy {snapshot['toxiproxy_api']}"),
-             f"{'PROCESS':22} {'NODE':8} {'PID':>7} {'STATE':8} LISTEN"]
+    lines = [(f"lab {snapshot['name']} ({snapshot['runtime']} runtime, {snapshot['mode']} "
+              f"nodes, {snapshot['status']})  entry {snapshot['entry_url']}  "
+              f"toxiproxy {snapshot['toxiproxy_api']}")]
+    if snapshot.get("engine"):
+        lines.append(f"engine {snapshot['engine']}  image {snapshot['image']}  "
+                     f"network {snapshot['network']} ({snapshot['subnet']})")
+    lines.append(f"{'PROCESS':22} {'NODE':8} {'PID':>7} {'STATE':8} LISTEN")
     for proc in snapshot["processes"]:
         state = "healthy" if proc["healthy"] else ("up" if proc["alive"] else "dead")
         lines.append(f"{proc['id']:22} {proc['node'] or 'host':8} {proc['pid'] or '-':>7} "
@@ -77,7 +87,8 @@ def table(snapshot: dict[str, Any]) -> str:
         flags = ", ".join(k for k in ("frozen",) if node[k]) or "ok"
         if node["link_up"] is False:
             flags = "link down"
-        lines.append(f"node {node['name']:8} {node['address']:15} {flags}")
+        where = f"  container {node['container']}" if node.get("container") else ""
+        lines.append(f"node {node['name']:8} {node['address']:15} {flags}{where}")
     for proxy in snapshot["proxies"]:
         mark = "" if proxy["present"] else " (absent)"
         lines.append(f"proxy {proxy['name']:12} {proxy['listen']:22} -> {proxy['upstream']}{mark}")

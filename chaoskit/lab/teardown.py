@@ -1,4 +1,7 @@
-"""Taking a lab apart from its state file alone, and auditing that nothing of it is left."""
+"""Taking a lab apart from its state file alone, and auditing that nothing of it is left.
+
+The host processes are stopped here; the nodes (namespaces and cgroups, or containers and their
+network) are removed and audited by the lab's runtime."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from pathlib import Path
 
 from chaoskit import toxiproxy
 from chaoskit.errors import PlatformError
-from chaoskit.lab import cgroups, netns, nodes, postgres, processes, state
+from chaoskit.lab import nodes, postgres, processes, state
+from chaoskit.lab.runtime import runtime_of
 from chaoskit.lab.state import LabState, ProcessRecord
 
 # Clients before servers: the stack first, the database last, so nothing reconnects in between.
@@ -28,13 +32,7 @@ def teardown(lab: LabState) -> list[str]:
     for stage in range(len(_ORDER) + 1):
         _stop([p for p in lab.processes if _stage(p) == stage])
     processes.kill_all(processes.marked(lab.marker), grace=1.0)
-    for node in lab.nodes:
-        nodes.destroy(lab, node)
-    if lab.bridge:
-        netns.delete_link(lab.bridge)
-    if lab.mode == nodes.NETNS and lab.nodes:  # no node recorded: no cgroup of ours exists
-        cgroups.remove(cgroups.lab_groups(lab.lab_id))
-        cgroups.remove_top_if_empty()
+    runtime_of(lab).remove_nodes(lab)
     postgres.remove(lab.pgdata)
     left = audit(lab)
     lab.status = "down" if not left else "residue"
@@ -74,15 +72,12 @@ def _stop(records: list[ProcessRecord]) -> None:
 
 
 def audit(lab: LabState) -> list[str]:
-    """Everything of this lab still present: processes, cgroups, namespaces, links, data."""
+    """Everything of this lab still present: processes, data, and the runtime's nodes
+    (cgroups, namespaces and links; or containers, volumes and networks on the engine)."""
     found = [f"process {pid} still runs" for pid in processes.marked(lab.marker)]
     found += [f"process {p.id} (pid {p.pid}) still runs" for p in lab.processes
               if processes.alive(p.pid, p.started)]
-    if lab.mode == nodes.NETNS:
-        found += [f"cgroup {g} exists" for g in cgroups.lab_groups(lab.lab_id) if g.exists()]
-        found += [f"netns {n.netns} exists" for n in lab.nodes if n.netns in netns.netns_list()]
-        links = [lab.bridge] + [n.veth or "" for n in lab.nodes]
-        found += [f"link {name} exists" for name in links if name and netns.link_exists(name)]
+    found += runtime_of(lab).audit(lab)
     if lab.pgdata and Path(lab.pgdata).exists():
         found.append(f"database directory {lab.pgdata} exists")
     return sorted(set(found))

@@ -7,7 +7,9 @@ reach them through Toxiproxy proxies listening on the bridge's host address (x.x
 0.0.0.0, which would expose them on the machine's real interfaces. So every database and bank
 connection of the stack crosses Toxiproxy, and isolating a node (its link cut) also cuts it off
 from both. HAProxy listens on 127.0.0.1 and reaches the gateways on their node addresses over
-the bridge. Without root everything is on 127.0.0.1 and the proxies listen there.
+the bridge. Without root everything is on 127.0.0.1 and the proxies listen there. With container
+nodes (`--runtime containers`) the bridge is the engine's lab network's, the layout the same:
+each service listens on a fixed port of its container (`lab.containers.node.PORTS`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ class LabOptions:
     nodes: int = 3
     postgres_url: str | None = None
     time_scale: float = 60.0
-    mode: str = "auto"  # auto | netns | process
+    mode: str = "auto"  # auto | netns | process (the processes runtime's node kind)
+    runtime: str = "processes"  # processes | containers
+    image: str | None = None  # containers: the stack image (default: the current sources')
+    engine: str | None = None  # containers: Docker Engine API URL (default: discovered)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
     stack_module: str = "chaoskit.stack"
@@ -81,6 +86,8 @@ def stack_record(state: LabState, options: LabOptions, service: str, node: str |
     listen = f"{host}:{free_port()}"
     env = {**stack_env(state, options), "CHAOSKIT_LISTEN": listen,
            "CHAOSKIT_NODE": node or "host", "CHAOSKIT_INSTANCE": name}
+    if service == "bank":  # the counterparty keeps its own record: not behind the books' proxy
+        env.setdefault("CHAOSKIT_BANK_DATABASE_URL", state.postgres_url)
     argv = [sys.executable, "-m", options.stack_module, service]
     return ProcessRecord(id=name, service=service, node=node, argv=argv, env=env,
                          log=str(logs_dir(state) / f"{name}.log"), listen=listen,

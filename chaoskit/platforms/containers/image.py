@@ -42,6 +42,20 @@ def ensure_stack_image(client: docker.DockerClient) -> str:
     return ref
 
 
+def stack_image_ref() -> str:
+    """The reference the current sources' stack image has (built or not): builds nothing and
+    asks no engine."""
+    return _run(build_script(), dict(os.environ), "--print-ref")
+
+
+def has_image(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except ImageNotFound:
+        return False
+    return True
+
+
 def _build_env(client: docker.DockerClient) -> dict[str, str]:
     """build.sh drives the engine's command-line tool: podman (with chaoskit's config, so it
     shares the service's storage and settings) or docker."""

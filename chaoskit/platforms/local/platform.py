@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field
 
 from chaoskit import toxiproxy
-from chaoskit.errors import PermissionMissing, PlatformError
-from chaoskit.lab import capacity, cgroups, health, nodes, offline, processes, state
+from chaoskit.errors import ChaoskitError, PermissionMissing, PlatformError
+from chaoskit.lab import capacity, cgroups, health, nodes, state
+from chaoskit.lab.runtime import NODE_LOSS_MODES, PROCESSES, NodeRuntime, runtime_of
 from chaoskit.lab.state import LabState
 from chaoskit.platforms.abilities import NodeInfo, OfflineProcess, OfflineWork, PlatformConfig
 
-NODE_LOSS_MODES = ("kill", "freeze", "isolate")
 STACK = ("gateway", "worker", "scheduler", "bank", "offline")
+T = TypeVar("T")
+
+
 class LocalConfig(PlatformConfig):
     lab: str | None = Field(default=None, description="the lab's name or state directory "
                             "(default: the lab `chaoskit lab up` started)")
@@ -30,6 +34,10 @@ class LocalPlatform:
     NodeOperations (kill, freeze, isolate), NodeHealth, Capacity, CapacityRetire, Colocation,
     ProcessCpu. It knows nothing of the stack it runs: the stack's roles, flows and books are
     declared in experiments/systems/reference-stack.yaml like any user's.
+
+    What a node is (host processes in a netns or on loopback, or a container) is the lab's
+    runtime's business (`chaoskit.lab.runtime`): node operations, capacity and co-location go
+    through `runtime_of(lab)`, so the same abilities hold on every runtime.
     """
 
     name = "local"
@@ -100,78 +108,54 @@ class LocalPlatform:
 
     def nodes(self) -> list[NodeInfo]:
         lab = self.lab()
-        return [NodeInfo(n.name, n.address, tuple(n.roles), {"mode": lab.mode})
+        return [NodeInfo(n.name, n.address, tuple(n.roles),
+                         {"mode": lab.mode, "runtime": lab.runtime})
                 for n in lab.nodes]
 
     # -- node operations (blocking; drivers call them in a thread) ---------------------------
     def node_loss_modes(self) -> dict[str, str | None]:
-        """kill and freeze everywhere; isolate only for netns nodes; netns nodes need root."""
+        """What the lab's runtime offers; netns nodes need root besides."""
         lab = self.lab()
         need_root = ("the lab's nodes are network namespaces: run chaoskit as root"
                      if lab.mode == nodes.NETNS and os.geteuid() != 0 else None)
-        no_link = ("isolate needs netns nodes (`chaoskit lab up` as root)"
-                   if lab.mode != nodes.NETNS else None)
-        return {"kill": need_root, "freeze": need_root, "isolate": need_root or no_link}
+        return {mode: need_root or why
+                for mode, why in runtime_of(lab).node_loss_modes(lab).items()}
 
     def lose_node(self, node: str, mode: str) -> dict[str, Any]:
-        if mode == "kill":
-            return {"killed_pids": self.kill_node(node)}
-        if mode == "freeze":
-            self.freeze_node(node)
-        elif mode == "isolate":
-            self.isolate_node(node)
-        else:
+        if mode not in NODE_LOSS_MODES:
             raise PlatformError(f"the local platform cannot {mode} a node",
                                 hint=f"use one of {', '.join(NODE_LOSS_MODES)}")
-        return {}
+        return self._node_op(node, lambda runtime, lab: runtime.lose(lab, node, mode))
 
     def restore_node(self, node: str, mode: str) -> dict[str, Any]:
         """Idempotent: a node that is already itself is left alone."""
-        if mode == "kill":
-            return {"restarted": self.restart_node(node)}
-        if mode == "freeze":
-            self.thaw_node(node)
-        elif mode == "isolate":
-            self.reconnect_node(node)
-        return {}
+        return self._node_op(node, lambda runtime, lab: runtime.restore(lab, node, mode))
 
     def kill_node(self, name: str) -> list[int]:
-        """SIGKILL every process of the node; returns the pids killed."""
-        with state.locked(self.dir):
-            lab = self._for_node_ops(name)
-            return nodes.kill(lab, name)
+        """SIGKILL every process of the node; returns the pids killed (none for a container:
+        the engine kills it whole)."""
+        return list(self.lose_node(name, "kill").get("killed_pids", []))
 
     def restart_node(self, name: str) -> list[str]:
         """Start the node's processes that are not running, as after a reboot."""
-        with state.locked(self.dir):
-            lab = self._for_node_ops(name)
-            if nodes.frozen(lab, name):  # a rebooted machine is not hung any more
-                nodes.set_frozen(lab, name, False)
-            started = []
-            for record in lab.processes_on(name):
-                if not processes.alive(record.pid, record.started):
-                    nodes.launch(lab, record)
-                    started.append(record.id)
-                    state.save(lab)
-            return started
+        return self._node_op(name, lambda runtime, lab: runtime.restart(lab, name))
 
     def freeze_node(self, name: str) -> None:
-        self._locked_op(lambda lab: nodes.set_frozen(lab, name, True), name)
+        self.lose_node(name, "freeze")
 
     def thaw_node(self, name: str) -> None:
-        self._locked_op(lambda lab: nodes.set_frozen(lab, name, False), name)
+        self.restore_node(name, "freeze")
 
     def isolate_node(self, name: str) -> None:
-        self._locked_op(lambda lab: nodes.set_isolated(lab, name, True), name)
+        self.lose_node(name, "isolate")
 
     def reconnect_node(self, name: str) -> None:
-        lab = self.lab()
-        if lab.mode == nodes.NETNS and nodes.residue_link(lab, name):
-            self._locked_op(lambda lab: nodes.set_isolated(lab, name, False), name)
+        self.restore_node(name, "isolate")
 
-    def _locked_op(self, operation: Any, name: str) -> None:
+    def _node_op(self, name: str, operation: Callable[[NodeRuntime, LabState], T]) -> T:
         with state.locked(self.dir):
-            operation(self._for_node_ops(name))
+            lab = self._for_node_ops(name)
+            return operation(runtime_of(lab), lab)
 
     def _for_node_ops(self, name: str) -> LabState:
         """The lab, after checking the node exists and we may touch it (netns nodes, their
@@ -185,16 +169,23 @@ class LocalPlatform:
         return lab
 
     def node_residue(self, name: str) -> list[str]:
-        return nodes.residue(self.lab(), name)
+        lab = self.lab()
+        return runtime_of(lab).residue(lab, name)
 
     def node_health_urls(self, name: str) -> dict[str, str]:
         return {p.id: p.health for p in self.lab().processes_on(name) if p.health}
 
     # -- capacity and co-location (the scale and colocate drivers) ---------------------------
     def start_service(self, node: str, service: str, env: dict[str, str] | None = None) -> str:
-        """Start one more stack process (e.g. `offline`) on a node; returns its process id."""
+        """Start one more stack process (e.g. `offline`) on a node; returns its process id.
+        Host-process nodes only: a container node runs the services it was made with."""
         with state.locked(self.dir):
-            return capacity.start_service(self.lab(), node, service, env).id
+            lab = self.lab()
+            if lab.runtime != PROCESSES:
+                raise PlatformError(f"the lab '{lab.name}' runs its nodes as containers, which "
+                                    "run the services they were made with",
+                                    hint="offline work: the colocate fault (a batch container)")
+            return capacity.start_service(lab, node, service, env).id
 
     def stop_service(self, process_id: str) -> None:
         with state.locked(self.dir):
@@ -203,7 +194,8 @@ class LocalPlatform:
     def add_node(self, name: str | None = None) -> str:
         """A new node with a gateway in HAProxy's rotation and a worker; returns its name."""
         with state.locked(self.dir):
-            return capacity.add_node(self.lab(), name).name
+            lab = self.lab()
+            return runtime_of(lab).add_node(lab, name or capacity.free_node_name(lab)).name
 
     def next_node_names(self, count: int) -> list[str]:
         return capacity.next_node_names(self.lab(), count)
@@ -213,8 +205,7 @@ class LocalPlatform:
         return capacity.drain_gateway(self.lab().haproxy_socket, name, timeout)
 
     def retire_node(self, name: str, drain: float) -> list[str]:
-        with state.locked(self.dir):
-            return capacity.retire_node(self._for_node_ops(name), name, drain)
+        return self._node_op(name, lambda runtime, lab: runtime.retire_node(lab, name, drain))
 
     def return_node(self, name: str) -> list[str]:
         """A retired node back: its processes started, its gateway back in rotation."""
@@ -227,39 +218,46 @@ class LocalPlatform:
         return capacity.entry_states(self.lab())
 
     def departed_residue(self, name: str) -> list[str]:
-        return capacity.departed_residue(self.lab(), name)
+        lab = self.lab()
+        return runtime_of(lab).departed_residue(lab, name)
 
     def remove_node(self, name: str) -> None:
         with state.locked(self.dir):
-            capacity.remove_node(self.lab(), name)
+            lab = self.lab()
+            runtime_of(lab).remove_node(lab, name)
 
     def start_offline(self, node: str, tag: str, work: OfflineWork) -> str:
         """Offline work on a node, tagged so it is found again by the fault that started it."""
-        with state.locked(self.dir):
-            return offline.start(self._for_node_ops(node), node, tag, work).id
+        return self._node_op(node, lambda runtime, lab: runtime.start_offline(lab, node, tag,
+                                                                              work))
 
     def offline_processes(self, tag: str) -> list[OfflineProcess]:
-        return offline.describe(self.lab(), tag)
+        lab = self.lab()
+        return runtime_of(lab).offline_processes(lab, tag)
 
     def stop_offline(self, tag: str) -> list[str]:
         with state.locked(self.dir):
-            return offline.stop(self.lab(), tag)
+            lab = self.lab()
+            return runtime_of(lab).stop_offline(lab, tag)
 
     def offline_residue(self, tag: str) -> list[str]:
-        return offline.residue(self.lab(), tag)
+        lab = self.lab()
+        return runtime_of(lab).offline_residue(lab, tag)
 
     def offline_isolation(self) -> str:
-        """How isolation is done here: 'cgroup cpu.shares 2' (netns nodes) or 'nice 19'."""
-        return offline.isolation_mechanism(self.lab())
+        """How isolation is done here: 'cgroup cpu.shares 2' (netns nodes), 'nice 19', or the
+        batch container's cpu.shares (container nodes)."""
+        lab = self.lab()
+        return runtime_of(lab).offline_isolation(lab)
 
     def process_cpu_seconds(self, process_id: str) -> float:
         """CPU seconds used so far by a lab process and its children (live ones)."""
-        record = self.lab().process(process_id)
-        return offline.cpu_seconds(record.pid if record else None)
+        lab = self.lab()
+        return runtime_of(lab).process_cpu_seconds(lab, process_id)
 
     def node_cgroup(self, node: str, controller: str) -> str | None:
         """The node's cgroup directory for a v1 controller (cpu, cpuset, memory, freezer);
-        None for loopback nodes, which have none."""
+        None for loopback and container nodes, which have none of the lab's."""
         lab = self.lab()
         lab.node(node)
         if lab.mode != nodes.NETNS:
@@ -277,8 +275,10 @@ class LocalPlatform:
         if not state.exists(self.dir):
             return [f"no lab at {self.dir}: start one with `chaoskit lab up`"]
         lab = self.lab()
-        problems = [f"lab process {p.id} is not running" for p in lab.processes
-                    if not processes.alive(p.pid, p.started)]
+        try:
+            problems = [f"lab process {p} is not running" for p in runtime_of(lab).dead(lab)]
+        except ChaoskitError as exc:
+            problems = [f"{exc.message} ({exc.hint})" if exc.hint else exc.message]
         if lab.mode == nodes.NETNS and os.geteuid() != 0:
             problems.append("the lab's nodes are network namespaces: run chaoskit as root")
         async with health.client(2.0) as http:
