@@ -26,10 +26,15 @@ examples:
 
 Every run is indexed in OUT/history.sqlite (`chaoskit history`); a run whose schedule has a
 window (or a freeze: schedule.freeze, $CHAOSKIT_FREEZE) is refused outside it.
+
+exit: 0 held, 1 failed, 2 invalid input, 3 aborted by a guardrail, 4 error, 5 inconclusive
+(no evidence, or chaoskit could not send what was declared), 130/143 interrupted.
+
 """
 
 
 def add_parser(sub: Any) -> None:
+    from chaoskit.cli import capacity
     p = sub.add_parser("validate", help="check experiment, system and plan files; every problem "
                        "with its line")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -44,7 +49,8 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("run", help="run an experiment and judge its hypothesis",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=RUN_EPILOG)
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=RUN_EPILOG + capacity.CAPACITY_HELP)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a parameter's value (repeatable), e.g. --set rate=300/s")
@@ -69,6 +75,7 @@ def add_parser(sub: Any) -> None:
                    help="serve chaoskit's own metrics (phase, active faults) on 127.0.0.1:PORT")
     p.add_argument("--pushgateway", metavar="URL",
                    help="also push them to a Prometheus Pushgateway at each phase change")
+    capacity.add_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="verdict table and HTML report from a journal")
@@ -122,13 +129,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from chaoskit.cli import capacity
     from chaoskit.engine.window import require_allowed
     from chaoskit.spec.loader import load_experiment
     sets = sets_of(args.set)
     experiment = load_experiment(args.file, sets)
+    if capacity.searching(args):
+        return capacity.find_capacity(args, experiment, sets)
+    overrides: list[str] = []
+    steady_rate = None
+    if args.at_rate is not None or args.without_faults:
+        experiment, changed, steady_rate = capacity.one_step(args, experiment)
+        overrides.append(changed)
     if args.dry_run:
         return _dry_run(experiment, args.seed, args.file)
-    overrides = []
     if args.ignore_window:
         overrides.append(f"window and freeze ignored: {args.ignore_window}")
     else:
@@ -141,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         exporter = RunExporter(experiment.metadata.name, args.metrics_port, args.pushgateway)
     observers = Observers(make_display(experiment, args.display), exporter)
     options = RunOptions(seed=args.seed, out_dir=Path(args.out), observer=observers,
-                         parameters=sets, overrides=overrides)
+                         parameters=sets, overrides=overrides, steady_rate=steady_rate)
     try:
         outcome = run_experiment(experiment, args.file, options)
     finally:
@@ -213,6 +227,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if _first_kind(Path(args.journal)) == Kind.DAY:  # a game day's plan journal
         from chaoskit.cli.gameday import report_day
         return report_day(Path(args.journal), args.json)
+    if _first_kind(Path(args.journal)) == Kind.CAPACITY:  # a capacity search's journal
+        from chaoskit.cli.capacity import report_capacity
+        return report_capacity(Path(args.journal), args.json)
     records = read_journal(args.journal)
     if args.json:
         print(json.dumps(json_summary(records), indent=2))

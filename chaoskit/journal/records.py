@@ -19,14 +19,24 @@ first: its name, a line saying what it records, and (for the kinds code reads ba
     guardrail       a guardrail tripped: its value and condition
     guardrail-blind a guardrail could not be read several times in a row
     probes          what each hypothesis item and guardrail measures, and in which unit
-    sample          one probe sample (value, or null with `no_data` when the window was empty)
+    sample          one probe sample (value, or null with `no_data` when the window was empty;
+                    `took`: seconds the sample took, `waited`: of those, waiting on the
+                    system: its database's answers to declared queries, its metrics)
     probe-error     a probe could not be read this time
-    load            one 100 ms window of the load engine (merged across its workers)
+    load            one second of the load engine (merged across its workers): counts added up,
+                    latency percentiles over the second, `load_t` its end on the load's clock,
+                    `width` its length (older journals: one record per 100 ms, no `width`)
     load-summary    the load engine's totals for a phase (and whether it kept its schedule)
     load-job        the inject phase's load started as a cluster Job
     event           anything else a reader should see (a second Ctrl-C, a respawned watchdog)
     error           an exception stopped the run, with its traceback
     result          the run's end: status, exit code, verdicts, audit, abort, error
+
+A capacity search's journal (search.jsonl; each step's run has its own journal):
+    capacity        the search: experiment, source, seed, its capacity section, parameters
+    rate-step       a step about to run: which search (faults or none), its number and rate
+    rate-step-ended how it ended: its verdict for the search, exit code, why, its evidence
+    result          the search's answer: status, exit code, each search's conclusion, cost
 """
 
 from __future__ import annotations
@@ -66,12 +76,17 @@ class Kind(StrEnum):
     STEP_ENDED = "step-ended"
     HOLD = "hold"
     DAY_STOPPED = "day-stopped"
+    # a capacity search's journal (search.jsonl): its steps' runs have their own journals
+    CAPACITY = "capacity"
+    RATE_STEP = "rate-step"
+    RATE_STEP_ENDED = "rate-step-ended"
 
 
 # Records that must survive a crash the moment they are written: fsynced right away.
 DURABLE = frozenset({Kind.HEADER, Kind.PHASE, Kind.INTENT, Kind.APPLIED, Kind.REVERTED,
                      Kind.REVERT_FAILED, Kind.ABORT, Kind.AUDIT, Kind.RESULT, Kind.DAY,
-                     Kind.STEP_STARTED, Kind.STEP_ENDED, Kind.DAY_STOPPED})
+                     Kind.STEP_STARTED, Kind.STEP_ENDED, Kind.DAY_STOPPED,
+                     Kind.CAPACITY, Kind.RATE_STEP, Kind.RATE_STEP_ENDED})
 
 
 class HeaderRecord(TypedDict):
@@ -101,6 +116,8 @@ class SampleRecord(TypedDict, total=False):
     phase: str
     value: float | None
     no_data: bool
+    took: float
+    waited: float
 
 
 class AuditFields(TypedDict):
