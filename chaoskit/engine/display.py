@@ -153,8 +153,9 @@ class LiveDisplay:
             table.add_row(name, v.shown(name), expect)
         parts: list[Any] = [head, faults, table]
         if v.load:
-            parts.append(Text(f"load: sent {v.load.get('sent', 0)}/100ms  "
-                              f"p99 {v.load.get('p99_ms', 0):.1f} ms  "
+            width = float(v.load.get("width") or 0.1)  # older journals: 100 ms windows
+            parts.append(Text(f"load: sent {v.load.get('sent', 0) / width:,.0f}/s  "
+                              f"p99 {v.load.get('p99_ms') or 0:.1f} ms  "
                               f"errors {v.load.get('errors', 0)}", style="dim"))
         return Group(*parts)
 

@@ -96,16 +96,21 @@ class RunGuard:
             with contextlib.suppress(RuntimeError):  # the loop is closing
                 self._loop.call_soon_threadsafe(self.on_event, message)
 
-    async def stop(self) -> None:
-        """After the journal is closed: stop beating; the watchdog sees the result and exits."""
+    async def stop(self, dismiss: bool = False) -> None:
+        """After the journal is closed: stop beating; the watchdog sees the result and exits.
+        `dismiss`: the run reverted and recorded its end, but not in the journal (its disk is
+        full), so the watchdog would never see it: stop the watchdog instead of letting it
+        revert a finished run's faults again, perhaps under the next run's feet."""
         if self._ticker is not None:
             self._ticker.cancel()
-        await asyncio.to_thread(self.stop_blocking)
+        await asyncio.to_thread(self.stop_blocking, dismiss)
 
-    def stop_blocking(self) -> None:
+    def stop_blocking(self, dismiss: bool = False) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
         if self.watchdog is not None:
+            if dismiss:
+                self.watchdog.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.watchdog.wait(5.0)

@@ -37,22 +37,37 @@ class LeaseState:
         return time.monotonic() - self.loop
 
 
+LEASE_BYTES = 128  # every lease is this long, so it can be rewritten where it is
+
+
 def write(path: Path, pid: int, loop_tick: float) -> None:
-    """Replace the lease atomically (a reader never sees half a file)."""
+    """Replace the lease atomically (a reader never sees half a file). When the disk refuses a
+    new file (full: the run's journal is on it too), rewrite the lease's own bytes in place,
+    which needs no new space: a full disk must not make a live runner look dead."""
     now = time.monotonic()
-    body = json.dumps({"pid": pid, "beat": now, "loop": loop_tick})
+    body = json.dumps({"pid": pid, "beat": now, "loop": loop_tick}).ljust(LEASE_BYTES)
     spare = path.with_name(path.name + ".new")
-    spare.write_text(body)
-    os.replace(spare, path)
+    try:
+        spare.write_text(body)
+        os.replace(spare, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            spare.unlink()
+        with open(path, "r+") as lease:  # no lease yet: nothing to rewrite, the error stands
+            lease.write(body)
 
 
 def read(path: Path) -> LeaseState | None:
-    """The lease as last written; None when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text())
-        return LeaseState(int(data["pid"]), float(data["beat"]), float(data["loop"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The lease as last written; None when it is missing or unreadable (read twice: an
+    in-place rewrite may be caught half done)."""
+    for attempt in range(2):
+        try:
+            data = json.loads(path.read_text())
+            return LeaseState(int(data["pid"]), float(data["beat"]), float(data["loop"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            if attempt == 0:
+                time.sleep(0.01)
+    return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ its rate and length under the caps.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from chaoskit.engine import claims
@@ -17,6 +18,7 @@ from chaoskit.faults.base import PreflightChecks, Touch
 from chaoskit.journal import Intent
 from chaoskit.load.shapes import curve_of
 from chaoskit.platforms.abilities import Entry, OwnHosts, Platform, missing
+from chaoskit.probes.base import ProbeChecks
 from chaoskit.spec import scope as scope_rules
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.models import Experiment
@@ -42,6 +44,27 @@ async def check(experiment: Experiment, platform: Platform, planned: list[Planne
     problems += claims.conflicts(run, keys)
     problems += load_problems(experiment, platform, source, seed)
     return problems, keys
+
+
+async def probe_problems(samplers: list[Any], experiment: Experiment,
+                         source: str) -> list[Problem]:
+    """What the real system refuses of the probes' declarations (a promise query without its
+    columns, an unmapped state word), each pointed at its file and line."""
+    from chaoskit.spec.loader import problem_at
+    found: list[Problem] = []
+    seen: set[tuple[str | int, ...]] = set()
+    path, prefix = experiment.system_source(source)
+    for sampler in samplers:
+        if not isinstance(sampler.probe, ProbeChecks):
+            continue
+        for problem in await sampler.probe.preflight():
+            if problem.loc in seen:  # two items reading one promise: said once
+                continue
+            seen.add(problem.loc)
+            found.append(problem_at(path, (*prefix, *problem.loc),
+                                    f"{problem.message} (checked for {sampler.name})",
+                                    problem.hint))
+    return found
 
 
 def check_caps(experiment: Experiment, source: str, seed: int) -> None:

@@ -34,12 +34,16 @@ from chaoskit.platforms import platform_for
 from chaoskit.platforms.abilities import DistributedLoad, RunBinding
 from chaoskit.probes.base import ProbeContext
 from chaoskit.report import verdict as judging
-from chaoskit.spec.load import LoadSpec
+from chaoskit.spec.load import ConstantShape, LoadSpec
 from chaoskit.spec.models import Experiment
 from chaoskit.spec.system import FlowSpec
+from chaoskit.spec.units import seconds
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 CLUSTER_LOAD_LEAD = 5.0  # seconds a load Job's pods get to be scheduled before they all start
+# Seconds of 100 ms load windows kept in memory for the load probes (more when one of them
+# judges a longer window); the journal keeps one record per second of load for the whole run.
+LOAD_HISTORY = 60.0
 
 
 @dataclass
@@ -50,6 +54,8 @@ class RunOptions:
     observer: Callable[[Record], None] | None = None  # the live display, the exporter
     parameters: dict[str, str] = field(default_factory=dict)  # the `--set` values it was given
     overrides: list[str] = field(default_factory=list)  # what the operator overrode, and why
+    steady_rate: float | None = None  # of baseline and recover (default: the profile's opening
+    #                                   rate; a capacity step keeps the declared one)
 
 
 @dataclass
@@ -89,7 +95,8 @@ class Run:
         self.abort_reason: dict[str, str] | None = None
         self._abort = asyncio.Event()
         self._signals: list[str] = []
-        self.load_windows: deque[tuple[float, dict[str, Any]]] = deque(maxlen=36000)
+        self.load_windows: deque[tuple[float, dict[str, Any]]] = deque()
+        self.load_history = LOAD_HISTORY
 
     # -- abort -----------------------------------------------------------------------------
     def abort(self, reason: str, by: str) -> None:
@@ -140,6 +147,10 @@ class Run:
             raise PreflightError("preflight failed: " + "; ".join(problems),
                                  hint="fix the target or the experiment's scope; nothing was "
                                       "injected")
+        declarations = await preflight.probe_problems(self.sampling.samplers, self.experiment,
+                                                      self.source)
+        if declarations:  # the system refuses what is declared: bad input, nothing injected
+            raise SpecError(declarations)
         claims.claim(self.run_id, keys, os.getpid(), self.journal.path, self.lease_path)
 
     def _claim_keys(self, pf: PlannedFault, intent: Intent) -> set[str]:
@@ -182,7 +193,9 @@ class Run:
             return
         summary = await drive(load, self._entry_url(load.target), self._flows(), seed=self.seed,
                               stop=stop or self._abort, on_window=self._load_window,
-                              ack_path=str(self.run_dir / "acknowledged.jsonl"))
+                              ack_path=str(self.run_dir / "acknowledged.jsonl"),
+                              keep_series=False, on_second=self._load_second,
+                              ack_captures=self._ack_captures())
         totals = {k: v for k, v in dataclasses.asdict(summary).items() if k != "series"}
         self.journal.write(Kind.LOAD_SUMMARY, phase=self.phase, **totals)
 
@@ -217,6 +230,9 @@ class Run:
             return
         stop = asyncio.Event()
         steady = steady_load(self.experiment.load, seconds, self.seed)
+        if self.options.steady_rate is not None:
+            steady = steady.model_copy(update={"profile": [
+                ConstantShape(shape="constant", rate=self.options.steady_rate)]})
         task = asyncio.create_task(self._drive_load(steady, stop))
         try:
             await asyncio.sleep(seconds)
@@ -228,11 +244,26 @@ class Run:
         system = self.experiment.system
         return dict(system.flows) if system else {}
 
+    def _ack_captures(self) -> list[str]:
+        """The captured values the acknowledged probe looks requests up by (when its key is
+        one): the only ones worth keeping with each acknowledgement."""
+        system = self.experiment.system
+        spec = system.acknowledged if system else None
+        return [spec.key] if spec is not None and spec.key != "key" else []
+
     def _load_window(self, window: dict[str, Any]) -> None:
-        # The window's own clock is load time; the journal's `t` stays run time for every record.
-        window = dict(window)
-        self.journal.write(Kind.LOAD, load_t=window.pop("t", None), **window)
-        self.load_windows.append((time.monotonic(), window))
+        """A 100 ms window, for the load probes: kept in memory for `load_history` seconds."""
+        now = time.monotonic()
+        self.load_windows.append((now, window))
+        while self.load_windows and self.load_windows[0][0] < now - self.load_history:
+            self.load_windows.popleft()
+
+    def _load_second(self, span: dict[str, Any]) -> None:
+        # One record per second of load keeps a day-long journal small; its own clock is load
+        # time (`load_t`, the end of the second; `width` its length); the journal's `t` stays
+        # run time for every record.
+        span = dict(span)
+        self.journal.write(Kind.LOAD, load_t=span.pop("t", None), **span)
 
     def _entry_url(self, target: str) -> str:
         url = preflight.entry_url(self.experiment, self.platform, target)
@@ -273,6 +304,9 @@ class Run:
                                self.experiment.system)
         self.sampling = SamplingLoop(build_samplers(self.experiment, context), self.journal,
                                      lambda: self.phase, self._on_trip)
+        self.load_history = max([LOAD_HISTORY, *(
+            seconds(s.ref.options().get("window", 0) or 1) + 1.0
+            for s in self.sampling.samplers if s.ref.type == "load")])
         return await self._guarded()
 
     def _event(self, message: str) -> None:
@@ -294,10 +328,13 @@ class Run:
             error = exc
             self.journal.write(Kind.ERROR, error=str(exc), traceback=traceback.format_exc())
             self.abort(f"error: {exc}", by="error")
+        finished = False
         try:
-            return await self._finish(error)
+            outcome = await self._finish(error)
+            finished = True
+            return outcome
         finally:
-            await guard.stop()
+            await guard.stop(dismiss=finished and self.journal.degraded)
             for name in SIGNAL_EXIT:
                 loop.remove_signal_handler(getattr(signal, name))
 
@@ -323,11 +360,16 @@ class Run:
         await self.sampling.close_probes()
         records = self._records()
         judged = await asyncio.to_thread(judging.judge, self.experiment, records)
-        met = load_preconditions(self.experiment, records)
+        met = load_preconditions(self.experiment, records) + fault_preconditions(records)
         by = (self.abort_reason or {}).get("by")
         message = _message(error)
         if not reverted:
             message = message or "a fault could not be reverted; run `chaoskit recover`"
+        if self.journal.degraded:  # the verdict would be judged on part of the record
+            message = message or (
+                f"the journal could not be written ({self.journal.failure}); the records from "
+                f"then on are in {self.journal.fallback or 'stderr'}, so this run has no "
+                "verdict: free space where --out points and run it again")
         status, code = judging.outcome(judged, by == "guardrail", message or None,
                                         checked.clean, met)
         if by == "signal" and not message and checked.clean:
@@ -376,6 +418,26 @@ def load_preconditions(experiment: Experiment, records: list[Record]
                        "or send from more machines (load.pods)")
         found.append(judging.Precondition("load-delivered", met, detail))
     return found
+
+
+def fault_preconditions(records: list[Record]) -> list[judging.Precondition]:
+    """Every applied fault was still in place when it was reverted: one that vanished earlier
+    (its Toxiproxy restarted, someone removed it) did not test the system for its window."""
+    applied = {r["fault"] for r in records if r["kind"] == Kind.APPLIED}
+    gone = {r["fault"]: r["facts"]["vanished"] for r in records
+            if r["kind"] == Kind.REVERTED and r["fault"] in applied
+            and (r.get("facts") or {}).get("vanished")}
+    if not applied:
+        return []
+    if not gone:
+        return [judging.Precondition("faults-held", True,
+                                     f"{len(applied)} fault(s) in place until reverted")]
+    lost = "; ".join(f"{fault}: {', '.join(map(str, what))}" for fault, what in gone.items())
+    return [judging.Precondition(
+        "faults-held", False,
+        f"faults were gone before their revert ({lost}): removed by something else (a "
+        "restarted Toxiproxy forgets its toxics), so the system was not tested under them for "
+        "their whole window")]
 
 
 def run_experiment(experiment: Experiment, source: str, options: RunOptions) -> RunResult:

@@ -18,7 +18,7 @@ from chaoskit import registry
 from chaoskit.engine.guardrails import GuardrailWatch
 from chaoskit.errors import ProbeError
 from chaoskit.journal import JournalWriter, Kind
-from chaoskit.probes.base import Explains, ProbeContext
+from chaoskit.probes.base import WAITED, Explains, ProbeContext
 from chaoskit.spec.models import Experiment, ProbeRef
 
 SAMPLE_TIMEOUT = 10.0  # a probe that hangs longer than this is a failed sample, not a hung run
@@ -63,6 +63,7 @@ class SamplingLoop:
         self.phase = phase
         self.on_trip = on_trip
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def describe(self) -> None:
         """Journal what each sampler measures and in which unit (reports format with it)."""
@@ -75,6 +76,9 @@ class SamplingLoop:
                        for s in self.samplers]
 
     async def sample_once(self, sampler: Sampler) -> None:
+        began = time.monotonic()
+        waited = [0.0]
+        token = WAITED.set(waited)  # the sample's task sees it (contexts are copied)
         try:
             raw = await asyncio.wait_for(sampler.probe.sample(), SAMPLE_TIMEOUT)
         except ProbeError as exc:
@@ -86,17 +90,25 @@ class SamplingLoop:
         except Exception as exc:  # noqa: BLE001 - a broken probe is a finding, not a crashed run
             self._failed(sampler, f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            WAITED.reset(token)
         sampler.unreadable = 0
+        # how long the sample took, and of that how long it waited on the system (its
+        # database's answers to the declared queries, its metrics): a probe slowing down over
+        # hours shows, and whether chaoskit or the system is slower
+        timing = {"took": round(time.monotonic() - began, 4)}
+        if waited[0]:
+            timing["waited"] = round(waited[0], 4)
         value = None if raw is None else float(raw)
         sampler.last = value
         if value is None:
             self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
-                               phase=self.phase(), value=None, no_data=True)
+                               phase=self.phase(), value=None, no_data=True, **timing)
             return
         detail = sampler.probe.detail() if isinstance(sampler.probe, Explains) else None
         extra = {"detail": detail} if detail else {}
         self.journal.write(Kind.SAMPLE, name=sampler.name, role=sampler.role,
-                           phase=self.phase(), value=value, **extra)
+                           phase=self.phase(), value=value, **timing, **extra)
         if sampler.watch and sampler.watch.observe(time.monotonic(), value):
             condition = sampler.watch.guardrail.abort_when
             self.on_trip(sampler, value, f"{value:g} {condition}")
@@ -119,10 +131,13 @@ class SamplingLoop:
         next_at = time.monotonic()
         while True:
             await self.sample_once(sampler)
+            if self._stopping:  # asyncio.wait_for (3.11) may swallow the stop's cancellation
+                return          # when the probe answers at that moment: never sample on then
             next_at += period
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

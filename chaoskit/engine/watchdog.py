@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any, TextIO
 
 from chaoskit.engine import lease
 from chaoskit.engine.recovery import recover_journal
@@ -35,6 +36,29 @@ def watch(journal_path: Path, lease_path: Path, runner_pid: int) -> int:
     return 0 if report.clean else 1
 
 
+class _Unfailing:
+    """The watchdog's log (next to the journal): when its disk is full, what cannot be written
+    is dropped; the watchdog goes on to revert."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            return
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chaoskit-watchdog", description=__doc__)
     parser.add_argument("--journal", type=Path, required=True)
@@ -42,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner-pid", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the lease decides
+    sys.stdout, sys.stderr = _Unfailing(sys.stdout), _Unfailing(sys.stderr)  # type: ignore[assignment]
     return watch(args.journal, args.lease, args.runner_pid)
 
 

@@ -105,7 +105,11 @@ class ToxicFault(ProxyFault):
                 if toxic.name in owned:
                     server.remove_toxic(name, toxic.name)
                     removed.append(f"{name}/{toxic.name}")
-        return {"removed_toxics": removed}
+        # what it applied but no longer found (a restarted Toxiproxy forgets its toxics): the
+        # system was not under this fault for its whole window
+        vanished = [f"{t['proxy']}/{t['name']}" for t in intent.get("toxics") or []
+                    if f"{t['proxy']}/{t['name']}" not in removed]
+        return {"removed_toxics": removed, "vanished": vanished}
 
 
 class LatencyFault(ToxicFault):

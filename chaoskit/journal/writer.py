@@ -8,6 +8,7 @@ stderr says where), so that the revert and the audit carry on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -72,8 +73,20 @@ class JournalWriter:
                                hint="free space on the output folder's disk (or choose another "
                                     "with --out); the fault was not applied")
         if self.observer is not None:
-            self.observer(record)
+            self._observe(record)
         return record
+
+    def _observe(self, record: Record) -> None:
+        """Show the record (the live display, the exporter); one that fails (a closed pipe,
+        `| head`, a full disk under stdout) is dropped: it must never stop the run."""
+        assert self.observer is not None
+        try:
+            self.observer(record)
+        except Exception as exc:  # noqa: BLE001 - any display failure, the run goes on
+            self.observer = None
+            with contextlib.suppress(Exception):
+                print(f"chaoskit: the display stopped ({exc!r}); the run goes on, its journal "
+                      f"is {self.path}", file=sys.stderr, flush=True)
 
     def _append(self, line: str, *, durable: bool) -> bool:
         """True when the line is in the journal itself (fsynced if durable)."""

@@ -50,6 +50,7 @@ class ItemVerdict:
     note: str = ""
     judged_by: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    examples: list[Any] = field(default_factory=list)  # what the probe found, when failed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +62,7 @@ class Series:
 
     values: list[float] = field(default_factory=list)
     no_data: int = 0
+    examples: list[Any] = field(default_factory=list)  # of the last sample that had some
 
 
 def samples_by_item(records: list[Record]) -> dict[tuple[str, str], Series]:
@@ -73,6 +75,9 @@ def samples_by_item(records: list[Record]) -> dict[tuple[str, str], Series]:
                 bucket.no_data += 1
             else:
                 bucket.values.append(float(record["value"]))
+            examples = (record.get("detail") or {}).get("examples")
+            if examples:
+                bucket.examples = list(examples)
     return series
 
 
@@ -114,6 +119,8 @@ def judge_item(item: Expectation, phase: str, series: dict[tuple[str, str], Seri
     if threshold.relative and phase != "before":
         _judge_against_baseline(item, threshold, base, found.values, verdict)
     verdict.status = HELD if verdict.held else FAILED
+    if not verdict.held:
+        verdict.examples = found.examples
     return verdict
 
 

@@ -66,3 +66,36 @@ def test_a_phase_the_run_never_reached_says_so() -> None:
     assert verdict.status == "not-judged" and "stopped before its recover phase" in verdict.note
     silent = judge_item(item("<= 120"), "after", {})
     assert silent.status == "inconclusive" and "the probe never answered" in silent.note
+
+
+def test_a_failed_item_carries_what_its_probe_found() -> None:
+    """The evidence behind a failure (e.g. a money check's violating rows) reaches the
+    verdict, the table and the report; a held item carries none."""
+    from chaoskit.report.verdict import samples_by_item
+
+    records = [{"kind": "sample", "role": "hypothesis", "name": "legs", "phase": "recover",
+                "value": v, **({"detail": {"examples": d}} if d else {})}
+               for v, d in ((0.0, None), (2.0, [{"flow_id": "ref_1"}]), (1.0, None))]
+    series = samples_by_item(records)  # type: ignore[arg-type]
+    failed = judge_item(item("== 0").model_copy(update={"name": "legs"}), "after", series)
+    assert failed.status == "failed" and failed.examples == [{"flow_id": "ref_1"}]
+    series[("legs", "recover")].values = [0.0]
+    assert judge_item(item("== 0").model_copy(update={"name": "legs"}), "after",
+                      series).examples == []
+
+
+def test_a_fault_gone_before_its_revert_makes_the_run_inconclusive() -> None:
+    from chaoskit.engine.run import fault_preconditions
+
+    applied = {"kind": "applied", "fault": "slow-bank"}
+    kept = {"kind": "reverted", "fault": "slow-bank", "facts": {"vanished": []}}
+    lost = {"kind": "reverted", "fault": "slow-bank",
+            "facts": {"vanished": ["bank-alpha/chaoskit-x-slow-bank-downstream"]}}
+    assert fault_preconditions([]) == []
+    (ok,) = fault_preconditions([applied, kept])
+    assert ok.met and ok.name == "faults-held"
+    (gone,) = fault_preconditions([applied, lost])
+    assert not gone.met and "slow-bank: bank-alpha/chaoskit-x-slow-bank-downstream" in gone.detail
+    # a rollback after a failed apply removes what it finds: nothing was promised in place
+    (never,) = fault_preconditions([{"kind": "applied", "fault": "other"}, lost])
+    assert never.met
