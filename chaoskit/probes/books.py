@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from chaoskit.errors import ProbeError
 from chaoskit.platforms.abilities import Database
+from chaoskit.probes.base import waiting_on_the_system
 from chaoskit.spec.system import SystemSpec
 
 STATEMENT_TIMEOUT_MS = 8000  # under the engine's 10 s sample timeout, so we fail with a reason
@@ -92,9 +93,10 @@ class Books:
                    limit: int | None = None) -> list[dict[str, Any]]:
         """The rows of a read-only query (at most `limit`)."""
         try:
-            if self.dialect is POSTGRES:
-                return await self._pg_rows(query, params, limit)
-            return await asyncio.to_thread(self._my_rows, query, params, limit)
+            with waiting_on_the_system():
+                if self.dialect is POSTGRES:
+                    return await self._pg_rows(query, params, limit)
+                return await asyncio.to_thread(self._my_rows, query, params, limit)
         except ProbeError:
             raise
         except Exception as exc:  # noqa: BLE001 - the drivers' errors, said plainly
@@ -108,11 +110,15 @@ class Books:
     async def columns(self, query: str) -> list[str]:
         """The columns a query returns, without reading its rows (preflight)."""
         wrapped = f"SELECT * FROM ({query}) AS q WHERE 1 = 0"
-        if self.dialect is POSTGRES:
-            conn = await self._pg_connection()
-            cursor = await conn.execute(wrapped)  # type: ignore[arg-type]
-            return [c.name for c in cursor.description or []]
-        return await asyncio.to_thread(self._my_columns, wrapped)
+        try:
+            if self.dialect is POSTGRES:
+                conn = await self._pg_connection()
+                cursor = await conn.execute(wrapped)  # type: ignore[arg-type]
+                return [c.name for c in cursor.description or []]
+            return await asyncio.to_thread(self._my_columns, wrapped)
+        except Exception as exc:  # noqa: BLE001 - the drivers' errors, said plainly
+            await self.close()
+            raise self.failure(exc) from None
 
     async def _pg_connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         if self._pg is None or self._pg.closed:

@@ -1,9 +1,12 @@
-"""Calling the bank channel: a bank chosen per flow, the flow id as the idempotency key."""
+"""Calling the bank channel: a bank chosen per flow, the flow id as the idempotency key and as the
+reference the bank's own record (its statement) carries, which reconciliation matches."""
 
 from __future__ import annotations
 
 import time
+import uuid
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -32,22 +35,38 @@ class BankChannelClient:
     """One HTTP client for all banks; every failure to get an answer is a retry, not a loss."""
 
     def __init__(self, bank_urls: dict[str, str], metrics: StackMetrics,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, broken: Collection[str] = ()) -> None:
         self.bank_urls = bank_urls
         self.metrics = metrics
+        self.broken = broken  # the stack's deliberate defects (CHAOSKIT_BROKEN)
         self.http = httpx.AsyncClient(timeout=timeout,
                                       limits=httpx.Limits(max_connections=64))
 
     async def call(self, kind: str, flow_id: str, amount: Decimal, currency: str) -> tuple[
             str, BankAnswer]:
         bank = pick_bank(flow_id, list(self.bank_urls))
-        operation = "refund" if kind == "refund" else "charge"
-        url = f"{self.bank_urls[bank]}/v1/banks/{bank}/{operation}"
+        url = f"{self.bank_urls[bank]}/v1/banks/{bank}/{self.operation(kind)}"
         started = time.perf_counter()
-        answer = await self._post(url, flow_id, {"amount": str(amount), "currency": currency})
+        answer = await self._post(url, self.key(flow_id), {
+            "amount": self.amount(amount), "currency": currency, "reference": flow_id})
         self.metrics.bank_call_duration.labels(self.metrics.node, bank, answer.outcome).observe(
             time.perf_counter() - started)
         return bank, answer
+
+    def operation(self, kind: str) -> str:
+        if "refund-sent-as-charge" in self.broken:  # the deliberate defect: a typo'd kind
+            return "refund" if kind == "refunds" else "charge"
+        return "refund" if kind == "refund" else "charge"
+
+    def key(self, flow_id: str) -> str:
+        if "fresh-bank-key" in self.broken:  # the deliberate defect: a new key per attempt
+            return f"{flow_id}:{uuid.uuid4().hex[:8]}"
+        return flow_id
+
+    def amount(self, amount: Decimal) -> str:
+        if "amount-in-cents" in self.broken:  # the deliberate defect: minor units
+            return str(int(amount * 100))
+        return str(amount)
 
     async def _post(self, url: str, key: str, body: dict[str, str]) -> BankAnswer:
         try:

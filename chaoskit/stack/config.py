@@ -10,8 +10,7 @@ from typing import Any
 
 from chaoskit.errors import PlatformError
 from chaoskit.spec.units import parse_duration, parse_ratio
-
-DEFECTS = frozenset({"no-takeover", "no-idempotency", "no-standby"})
+from chaoskit.stack.defects import DEFECTS
 
 
 def _config_error(name: str, value: str, reason: str, example: str) -> PlatformError:
@@ -77,10 +76,11 @@ def parse_listen(raw: str) -> tuple[str, int]:
 
 def parse_broken(raw: str) -> frozenset[str]:
     defects = frozenset(filter(None, (part.strip() for part in raw.split(","))))
-    unknown = defects - DEFECTS
+    unknown = defects - set(DEFECTS)
     if unknown:
         raise _config_error("CHAOSKIT_BROKEN", raw, f"unknown defect(s) {sorted(unknown)}",
-                            "CHAOSKIT_BROKEN=" + ",".join(sorted(DEFECTS)))
+                            "CHAOSKIT_BROKEN=refund-unbooked (known: "
+                            + ", ".join(sorted(DEFECTS)) + ")")
     return defects
 
 
@@ -108,6 +108,8 @@ class StackConfig:
     offline_linger: float = 0.0  # real seconds
     idempotency_wait: float = 5.0  # real seconds
     db_timeout: float = 10.0  # real seconds: a database step that takes longer is abandoned
+    bank_timeout: float = 3.0  # real seconds: a bank call unanswered this long is retried
+    bank_database_url: str = ""  # where the bank keeps its own record (default: database_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -158,4 +160,7 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
         "offline_linger": _duration(env, "CHAOSKIT_OFFLINE_LINGER", "0s"),
         "idempotency_wait": _positive_duration(env, "CHAOSKIT_IDEMPOTENCY_WAIT", "5s"),
         "db_timeout": _positive_duration(env, "CHAOSKIT_DB_TIMEOUT", "10s"),
+        "bank_timeout": _positive_duration(env, "CHAOSKIT_BANK_TIMEOUT", "3s"),
+        "bank_database_url": env.get("CHAOSKIT_BANK_DATABASE_URL")
+        or env.get("CHAOSKIT_DATABASE_URL", ""),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from importlib import resources
@@ -22,11 +23,39 @@ def schema_sql() -> str:
     return resources.files("chaoskit.stack").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
+def schema_version() -> str:
+    return hashlib.sha256(schema_sql().encode()).hexdigest()[:16]
+
+
+async def _current(conn: psycopg.AsyncConnection, version: str) -> bool:
+    """Whether this schema is already applied: read without taking any lock."""
+    cursor = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    found = await cursor.fetchone()
+    if not (found and found[0]):
+        return False
+    cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s",
+                                (version,))
+    return await cursor.fetchone() is not None
+
+
 async def migrate(conn: psycopg.AsyncConnection) -> None:
-    """Apply the schema; idempotent, and safe when many services start at once."""
+    """Apply the schema once per version; idempotent, and safe when many services start at
+    once. A service restarted while others run (a node coming back) finds it current and takes
+    no lock: its DDL (ALTER TABLE takes an exclusive lock) would otherwise queue behind, and
+    block, the live traffic's statements on the same tables."""
+    version = schema_version()
+    if await _current(conn, version):
+        return
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        await conn.execute(schema_sql())  # type: ignore[arg-type]  # trusted, static SQL
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY "
+                           "KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s",
+                                    (version,))
+        if await cursor.fetchone() is None:  # another service may have just applied it
+            await conn.execute(schema_sql())  # type: ignore[arg-type]  # trusted, static SQL
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)",
+                               (version,))
 
 
 async def connect_and_migrate(url: str, timeout: float = 60.0) -> None:

@@ -103,8 +103,9 @@ SELECT coalesce(sum(amount), 0) FROM flows
 
 
 async def create_refund(conn: psycopg.AsyncConnection, key: str, payment_id: str,
-                        amount: Decimal, sla_real: float) -> Outcome:
-    """A pending refund due within the SLA; never more than what is left of the payment."""
+                        amount: Decimal, sla_real: float, kind: str = "refund") -> Outcome:
+    """A pending refund due within the SLA; never more than what is left of the payment.
+    (`kind` is for the deliberate defect refund-filed-as-charge only.)"""
     cursor = await conn.execute(PAYMENT_FOR_REFUND, (payment_id,))
     payment = await cursor.fetchone()
     if payment is None:
@@ -117,14 +118,10 @@ async def create_refund(conn: psycopg.AsyncConnection, key: str, payment_id: str
         raise Refusal(409, f"refund of {amount} exceeds the {paid - refunded} left to refund",
                       "refund at most the remaining amount")
     charge = Charge(amount, currency, merchant)
-    return await insert_pending(conn, "refund", key, charge, payment_id=payment_id,
+    return await insert_pending(conn, kind, key, charge, payment_id=payment_id,
                                 due_in=sla_real)
 
 
-OPEN_WINDOW_DEADLINE = """
-SELECT closes_at FROM windows WHERE status = 'open' AND closes_at > now()
- ORDER BY closes_at LIMIT 1
-"""
 ORDER_FOR_FINAL = """
 SELECT o.final_flow_id, o.balance, o.currency, o.merchant, w.closes_at
   FROM orders o JOIN windows w ON w.id = o.window_id WHERE o.id = %s FOR UPDATE OF o
@@ -133,13 +130,13 @@ SELECT o.final_flow_id, o.balance, o.currency, o.merchant, w.closes_at
 
 async def create_final_payment(conn: psycopg.AsyncConnection, key: str, charge: Charge,
                                window_real: float) -> Outcome:
-    """A pending final payment due at its window's deadline (a fresh window if none is open)."""
+    """A pending final payment: an order's is due at its window's close; one without an order
+    within the final-payment window from now. (It no longer borrows the close of whichever
+    window happens to be open: one made a moment before that close was due at once, late
+    whatever the stack did.)"""
     if charge.order_id is not None:
         return await _final_for_order(conn, key, charge)
-    cursor = await conn.execute(OPEN_WINDOW_DEADLINE)
-    row = await cursor.fetchone()
-    return await insert_pending(conn, "final_payment", key, charge,
-                                due_at=row[0] if row else None, due_in=window_real)
+    return await insert_pending(conn, "final_payment", key, charge, due_in=window_real)
 
 
 async def _final_for_order(conn: psycopg.AsyncConnection, key: str, charge: Charge) -> Outcome:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -30,6 +31,7 @@ from chaoskit.stack.serving import Handler, ops_routes, timed
 
 log = logging.getLogger("chaoskit.stack.gateway")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+WEDGED_AFTER = 5.0  # seconds without handing out a connection while requests wait
 
 
 def parse_amount(value: Any, field: str = "amount") -> Decimal:
@@ -102,10 +104,27 @@ class Gateway:
         self.config = config
         self.metrics = metrics
         self.pool: psycopg_pool.AsyncConnectionPool | None = None
+        self.last_checkout = time.monotonic()
 
-    def connection(self) -> Any:
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
         assert self.pool is not None, "the gateway pool opens at start-up"
-        return self.pool.connection()
+        async with self.pool.connection() as conn:
+            self.last_checkout = time.monotonic()
+            yield conn
+
+    def wedged(self) -> str | None:
+        """Why this gateway cannot serve: requests wait for a connection and none was handed
+        out for a while (a slow database still hands them out; a wedged pool does not). The
+        balancer's health check then sends the traffic to the other gateways."""
+        if self.pool is None:
+            return None
+        waiting = int(self.pool.get_stats().get("requests_waiting", 0))
+        idle = time.monotonic() - self.last_checkout
+        if waiting and idle > WEDGED_AFTER:
+            return (f"{waiting} requests wait for a database connection; none handed out for "
+                    f"{idle:.0f}s")
+        return None
 
     def effective_key(self, key: str) -> str:
         # the deliberate defect: every request looks new, so retries move money again
@@ -113,18 +132,33 @@ class Gateway:
             return f"{key}#{uuid.uuid4().hex}"
         return key
 
+    @property
+    def checks_then_inserts(self) -> bool:
+        return self.config.is_broken("idempotency-check-then-insert")
+
+    def flow_key(self, key: str) -> str:
+        """The key a flow row carries: the request's. With the deliberate defect
+        idempotency-check-then-insert the key lives only in the key table, written after the
+        work, and each attempt's flow carries a request id of its own."""
+        return f"{key}#{uuid.uuid4().hex}" if self.checks_then_inserts else key
+
     async def once(self, key: str, route: str, payload: dict[str, Any],
                    action: idempotency.Action) -> Response:
         """Run a multi-statement action once per (effective) key, in one transaction."""
         rhash = idempotency.request_hash(route, payload)
+        run = idempotency.check_then_insert if self.checks_then_inserts else \
+            idempotency.run_once
         async with self.connection() as conn:
-            outcome = await idempotency.run_once(conn, key, route, rhash, action)
+            outcome = await run(conn, key, route, rhash, action)
         return answer(outcome)
 
     async def payment(self, request: Request) -> Response:
         key, payload = await keyed_payload(request)
         charge = parse_charge(payload)
         key, rhash = self.effective_key(key), idempotency.request_hash("payments", payload)
+        if self.checks_then_inserts:
+            return await self.once(key, "payments", payload, lambda conn: self._capture(
+                conn, self.flow_key(key), rhash, charge))
         async with self.connection() as conn:
             try:
                 outcome = await flows.capture_payment(conn, key, rhash, charge)
@@ -135,6 +169,14 @@ class Gateway:
                 outcome = await idempotency.replay(conn, key, "payments", rhash)
         return answer(outcome)
 
+    async def _capture(self, conn: psycopg.AsyncConnection, key: str, rhash: str,
+                       charge: flows.Charge) -> Outcome:
+        outcome = await flows.capture_payment(conn, key, rhash, charge)
+        if outcome is None:  # a fresh request id is never taken
+            raise Refusal(409, "a request with this Idempotency-Key is still in flight",
+                          "retry the same request in a moment")
+        return outcome
+
     async def refund(self, request: Request) -> Response:
         key, payload = await keyed_payload(request)
         key = self.effective_key(key)
@@ -143,8 +185,10 @@ class Gateway:
             raise Refusal(422, "payment_id is required", "send the id of a payment")
         amount = parse_amount(payload.get("amount"))
         sla = self.config.real(self.config.refund_sla)
+        # the deliberate defect refund-filed-as-charge: the kind copied from the handler below
+        kind = "final_payment" if self.config.is_broken("refund-filed-as-charge") else "refund"
         return await self.once(key, "refunds", payload, lambda conn: flows.create_refund(
-            conn, key, payment_id, amount, sla))
+            conn, self.flow_key(key), payment_id, amount, sla, kind))
 
     async def final_payment(self, request: Request) -> Response:
         key, payload = await keyed_payload(request)
@@ -152,7 +196,8 @@ class Gateway:
         charge = parse_charge(payload)
         window = self.config.real(self.config.final_window)
         return await self.once(key, "final-payments", payload,
-                               lambda conn: flows.create_final_payment(conn, key, charge, window))
+                               lambda conn: flows.create_final_payment(conn, self.flow_key(key),
+                                                                       charge, window))
 
     async def window(self, request: Request) -> Response:
         key, payload = await keyed_payload(request)
@@ -171,7 +216,7 @@ class Gateway:
         balance = parse_amount(payload.get("balance"), "balance")
         window_id = str(payload.get("window_id", ""))
         return await self.once(key, "orders", payload, lambda conn: orders.create_order(
-            conn, key, window_id, deposit, balance))
+            conn, self.flow_key(key), window_id, deposit, balance, self.config.broken))
 
     async def show(self, request: Request) -> Response:
         kind, item_id = request.url.path.split("/")[2], request.path_params["id"]
@@ -223,4 +268,5 @@ def build_app(config: StackConfig) -> Starlette:
 
     http = [Route(path, timed("gateway", path, metrics, guarded(handler, config.db_timeout)),
                   methods=[method]) for path, handler, method in routes]
-    return Starlette(routes=http + ops_routes("gateway", config, metrics), lifespan=lifespan)
+    return Starlette(routes=http + ops_routes("gateway", config, metrics,
+                                              unready=gateway.wedged), lifespan=lifespan)

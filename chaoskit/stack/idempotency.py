@@ -48,6 +48,10 @@ INSERT INTO idempotency_keys (key, route, request_hash, response_status, respons
 VALUES (%s, %s, %s, 0, '{}') ON CONFLICT (key) DO NOTHING RETURNING key
 """
 STORE = "UPDATE idempotency_keys SET response_status = %s, response_body = %s WHERE key = %s"
+STORE_AFTER = """
+INSERT INTO idempotency_keys (key, route, request_hash, response_status, response_body)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING
+"""
 FETCH = "SELECT route, request_hash, response_status, response_body FROM idempotency_keys " \
         "WHERE key = %s"
 
@@ -83,3 +87,17 @@ async def run_once(conn: psycopg.AsyncConnection, key: str, route: str, rhash: s
     except psycopg.errors.LockNotAvailable:
         raise Refusal(409, "a request with this Idempotency-Key is still in flight",
                       "retry the same request in a moment") from None
+
+
+async def check_then_insert(conn: psycopg.AsyncConnection, key: str, route: str, rhash: str,
+                            action: Action) -> Outcome:
+    """The deliberate defect `idempotency-check-then-insert`: look the key up, do the work,
+    then store the key. Sequential repeats replay; a repeat arriving while the first attempt
+    is still in flight finds no key and does the work again."""
+    cursor = await conn.execute(FETCH, (key,))
+    if await cursor.fetchone() is not None:
+        return await replay(conn, key, route, rhash)
+    async with conn.transaction():
+        outcome = await action(conn)
+    await conn.execute(STORE_AFTER, (key, route, rhash, outcome.status, Jsonb(outcome.body)))
+    return outcome

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Collection
+from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
 
 PAYER = "payer:cards"
+CLEARING = "platform:clearing"
 
 INSERT_ENTRIES = """
 INSERT INTO ledger_entries (flow_id, account, amount, currency)
@@ -19,26 +21,34 @@ def merchant_account(merchant: str) -> str:
     return f"merchant:{merchant}"
 
 
-def postings(kind: str, merchant: str) -> tuple[str, str]:
-    """(debited account, credited account) of a flow: refunds move money back to the payer."""
+def postings(kind: str, merchant: str, broken: Collection[str] = ()) -> tuple[str, str]:
+    """(debited account, credited account) of a flow: refunds move money back to the payer.
+    `broken`: the stack's deliberate defects (CHAOSKIT_BROKEN), for the ledger's own."""
     if kind == "refund":
+        if "refund-legs-reversed" in broken:  # the deliberate defect: the customer pays again
+            return PAYER, merchant_account(merchant)
         return merchant_account(merchant), PAYER
+    if kind == "final_payment" and "final-payment-to-clearing" in broken:
+        return PAYER, CLEARING  # the deliberate defect: the merchant is never credited
     if kind in ("payment", "final_payment"):
         return PAYER, merchant_account(merchant)
     raise ValueError(f"unknown flow kind {kind!r}")
 
 
 def entry_params(flow_id: str, kind: str, merchant: str, amount: Decimal,
-                 currency: str) -> dict[str, object]:
-    debit, credit = postings(kind, merchant)
+                 currency: str, broken: Collection[str] = ()) -> dict[str, object]:
+    debit, credit = postings(kind, merchant, broken)
+    if "legs-rounded" in broken:  # the deliberate defect: whole units, both legs alike
+        amount = amount.quantize(Decimal(1), ROUND_HALF_UP)
     return {"flow": flow_id, "debit": debit, "credit": credit, "amount": amount,
             "currency": currency}
 
 
 async def post_entries(conn: psycopg.AsyncConnection, flow_id: str, kind: str, merchant: str,
-                       amount: Decimal, currency: str) -> None:
+                       amount: Decimal, currency: str, broken: Collection[str] = ()) -> None:
     """Write both legs of a flow; call inside the transaction that completes the flow."""
-    await conn.execute(INSERT_ENTRIES, entry_params(flow_id, kind, merchant, amount, currency))
+    await conn.execute(INSERT_ENTRIES, entry_params(flow_id, kind, merchant, amount, currency,
+                                                    broken))
 
 
 IMBALANCE_QUERY = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,8 +50,10 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 
 
 async def create_order(conn: psycopg.AsyncConnection, key: str, window_id: str,
-                       deposit: Charge, balance: Decimal) -> Outcome:
-    """Capture the deposit (a payment) and record the balance owed in the window."""
+                       deposit: Charge, balance: Decimal,
+                       broken: Collection[str] = ()) -> Outcome:
+    """Capture the deposit (a payment) and record the balance owed in the window.
+    `broken`: the stack's deliberate defects (CHAOSKIT_BROKEN)."""
     cursor = await conn.execute("SELECT status FROM windows WHERE id = %s", (window_id,))
     window = await cursor.fetchone()
     if window is None:
@@ -60,8 +63,9 @@ async def create_order(conn: psycopg.AsyncConnection, key: str, window_id: str,
     order_id, flow_id = new_id("ord"), new_id("pay")
     await conn.execute(INSERT_DEPOSIT, (flow_id, f"deposit:{key}", deposit.amount,
                                         deposit.currency, deposit.merchant, order_id))
-    await post_entries(conn, flow_id, "payment", deposit.merchant, deposit.amount,
-                       deposit.currency)
+    if "deposit-unbooked" not in broken:  # the deliberate defect: captured, never booked
+        await post_entries(conn, flow_id, "payment", deposit.merchant, deposit.amount,
+                           deposit.currency, broken)
     await conn.execute(INSERT_ORDER, (order_id, window_id, deposit.merchant, deposit.currency,
                                       deposit.amount, balance, flow_id))
     return Outcome(201, {"id": order_id, "window_id": window_id, "deposit_payment_id": flow_id})

@@ -41,17 +41,20 @@ RETURNING token
 """
 FENCE = """EXISTS (SELECT 1 FROM leader_leases WHERE name = 'scheduler' AND holder = %(me)s
                    AND token = %(token)s AND expires_at > now())"""
+# `late`: zero, but for the deliberate defect windows-open-late
 OPEN_WINDOWS = f"""
 UPDATE windows SET status = 'open', opened_at = now(), opened_by = %(me)s
- WHERE status = 'scheduled' AND opens_at <= now() AND {FENCE}
+ WHERE status = 'scheduled' AND opens_at + %(late)s <= now() AND {FENCE}
 RETURNING id, extract(epoch FROM now() - opens_at)::float8
 """
-# One automatic final payment per order ('auto:<order>' is unique), due at the window's close.
+# One automatic final payment per order ('auto:<order>' is unique), due at the window's close;
+# `all_orders` is true but for the deliberate defect late-orders-never-charged.
 FIRE_CHARGES = f"""
 WITH todo AS (
   SELECT o.id, o.balance, o.currency, o.merchant, w.closes_at FROM orders o
     JOIN windows w ON w.id = o.window_id
    WHERE w.status = 'open' AND o.final_flow_id IS NULL AND {FENCE}
+     AND (%(all_orders)s OR o.created_at <= w.opened_at)
    ORDER BY o.id LIMIT %(batch)s FOR UPDATE OF o SKIP LOCKED
 ), fired AS (
   INSERT INTO flows (id, kind, idempotency_key, status, amount, currency, merchant, order_id,
@@ -110,7 +113,11 @@ class Scheduler:
     async def duties(self) -> None:
         """Open due windows, fire their charges in batches, close finished windows."""
         assert self.pool is not None
-        fence = {"me": self.config.instance, "token": self.token, "batch": 500}
+        broken = self.config.is_broken
+        delay = self.config.real(300.0) if broken("windows-open-late") else 0.0  # 5 min
+        fence = {"me": self.config.instance, "token": self.token, "batch": 500,
+                 "late": timedelta(seconds=delay),
+                 "all_orders": not broken("late-orders-never-charged")}
         async with self.pool.connection() as conn:
             for window_id, late in await (await conn.execute(OPEN_WINDOWS, fence)).fetchall():
                 self.metrics.window_open_lag.labels(self.metrics.node).observe(late)

@@ -22,12 +22,17 @@ Status = Callable[[], dict[str, Any]]
 
 
 def ops_routes(service: str, config: StackConfig, metrics: StackMetrics,
-               status: Status | None = None) -> list[Route]:
-    """GET /healthz (200 once the app started, with who/where it is) and GET /metrics."""
+               status: Status | None = None,
+               unready: Callable[[], str | None] | None = None) -> list[Route]:
+    """GET /healthz (200 once the app started, with who/where it is; 503 with the reason while
+    `unready` says it cannot serve) and GET /metrics."""
 
     async def healthz(_: Request) -> Response:
         body = {"status": "ok", "service": service, "node": config.node,
                 "instance": config.instance, **(status() if status else {})}
+        why = unready() if unready else None
+        if why is not None:
+            return JSONResponse({**body, "status": "unready", "why": why}, status_code=503)
         return JSONResponse(body)
 
     async def prometheus(_: Request) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +30,8 @@ from chaoskit.stack.metrics import StackMetrics
 from chaoskit.stack.serving import ops_routes, supervise
 
 log = logging.getLogger("chaoskit.stack.worker")
-BANK_TIMEOUT = 10.0  # an unanswered bank call is retried later (same key, so never twice)
+# An unanswered bank call (CHAOSKIT_BANK_TIMEOUT, real seconds) is retried later with the same
+# key, so never executed twice: the bank may well have executed it and only its answer was lost.
 
 # Earliest deadline first. A lease that expired means its holder died or hung: take it over.
 CLAIM = """
@@ -95,6 +97,7 @@ class Worker:
         self.bank: BankChannelClient | None = None
         self.held: set[str] = set()
         self.poll_interval = min(0.1, config.lease_ttl / 4)
+        metrics.leases_held.labels(metrics.node).set(0)  # exported from the start: "none held"
 
     async def claim(self, limit: int) -> list[Claim]:
         assert self.pool is not None
@@ -116,13 +119,23 @@ class Worker:
         try:
             bank, answer = await self.bank.call(claim.kind, claim.flow_id, claim.amount,
                                                 claim.currency)
-            if answer.outcome == "retry":
+            if answer.outcome == "retry" and not self._gives_up(answer):
                 await self.release(claim, answer)
             else:
                 await self.complete(claim, bank, answer)
         finally:
             self.held.discard(claim.flow_id)
             self.metrics.leases_held.labels(self.metrics.node).set(len(self.held))
+
+    def _gives_up(self, answer: BankAnswer) -> bool:
+        # the deliberate defect: an unanswered call is taken for a decline (money the bank
+        # took is never booked)
+        return self.config.is_broken("timeout-as-declined") and "Timeout" in answer.detail
+
+    def _books(self, claim: Claim) -> bool:
+        # the deliberate defect: every tenth refund completes without its ledger entries
+        return not (self.config.is_broken("refund-unbooked") and claim.kind == "refund"
+                    and zlib.crc32(claim.flow_id.encode()) % 10 == 0)
 
     async def complete(self, claim: Claim, bank: str, answer: BankAnswer) -> None:
         """Book the flow only if our claim is still the current one (the fence)."""
@@ -139,9 +152,9 @@ class Worker:
                 log.warning("lease of %s moved on (token %d is stale); not booking it",
                             claim.flow_id, claim.token)
                 return
-            if approved:
+            if approved and self._books(claim):
                 await post_entries(conn, claim.flow_id, claim.kind, claim.merchant,
-                                   claim.amount, claim.currency)
+                                   claim.amount, claim.currency, self.config.broken)
         if approved:
             self.metrics.observe_completion(claim.kind, row[0], bool(row[1]))
 
@@ -176,7 +189,7 @@ class Worker:
 
     async def _execute_safely(self, claim: Claim) -> None:
         try:
-            async with asyncio.timeout(self.config.db_timeout + BANK_TIMEOUT):
+            async with asyncio.timeout(self.config.db_timeout + self.config.bank_timeout):
                 await self.execute(claim)
         except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             # the lease simply expires and another claim retries the flow
@@ -234,7 +247,8 @@ def build_app(config: StackConfig) -> Starlette:
         url = config.require_database()
         await connect_and_migrate(url)
         worker.pool = await open_pool(url, min(4, config.db_pool_size), name="worker")
-        worker.bank = BankChannelClient(config.bank_urls, metrics, timeout=BANK_TIMEOUT)
+        worker.bank = BankChannelClient(config.bank_urls, metrics, timeout=config.bank_timeout,
+                                        broken=config.broken)
         tasks = [supervise(app, asyncio.create_task(worker.run())),
                  supervise(app, asyncio.create_task(worker.keep_leases()))]
         try:

@@ -19,7 +19,9 @@ def test_each_shipped_experiment_validates_and_guards_money(path: Path) -> None:
     assert experiment.hypothesis, "an experiment without a hypothesis proves nothing"
     probes = {g.probe.type for g in experiment.guardrails} | {
         h.probe.type for h in experiment.hypothesis}
-    assert probes & {"ledger", "schedule", "load", "metrics", "prometheus"}
+    assert probes & {"money", "acknowledged", "reconciliation", "schedule", "load", "metrics",
+                     "prometheus"}
+    assert "money" in {g.probe.type for g in experiment.guardrails}, "no money guardrail"
 
 
 def test_the_experiments_the_mission_needs_are_shipped() -> None:
