@@ -172,13 +172,17 @@ def chaoskit_inject() -> Callable[..., contextlib.AbstractContextManager[dict[st
 
 @pytest.fixture
 def chaoskit_probe() -> Callable[..., float | None]:
-    """`chaoskit_probe("schedule", platform, flow="refund", measure="on_time_ratio")` -> value
-    (None when the probe had nothing to measure)."""
-    def sample(probe_type: str, platform: Any, **options: Any) -> float | None:
+    """`chaoskit_probe("money", platform, check="books-balance", system="systems/mine.yaml")`
+    -> value (None when the probe had nothing to measure). `system`: the `kind: System` file
+    (or a SystemSpec) declaring the promises and checks probes read."""
+    def sample(probe_type: str, platform: Any, system: Any = None,
+               **options: Any) -> float | None:
         from chaoskit.engine.sampling import build_probe
         from chaoskit.probes.base import ProbeContext, read_once
+        from chaoskit.spec.loader import load_system
         from chaoskit.spec.models import ProbeRef
 
+        declared = load_system(Path(system), {}) if isinstance(system, str | Path) else system
         return read_once(build_probe(ProbeRef(type=probe_type, **options),
-                                     ProbeContext(platform, ".")))
+                                     ProbeContext(platform, ".", system=declared)))
     return sample

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.nginx",
     "tests.fixtures.prometheus",
     "tests.fixtures.lab",
+    "tests.fixtures.container_lab",
     "tests.fixtures.control_plane",
     "pytester",
 ]

@@ -140,9 +140,9 @@ def _wal(db: sqlite3.Connection) -> None:
         try:
             db.execute("PRAGMA journal_mode = WAL")
             return  # WAL, or what the file system allows (the busy timeout still applies)
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > deadline or "locked" not in str(exc).lower():
+                raise  # only a lock held by another writer is worth waiting for (not a full disk)
             time.sleep(0.05)
 
 

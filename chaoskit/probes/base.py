@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -69,6 +73,24 @@ class Explains(Protocol):
     def detail(self) -> dict[str, Any] | None: ...
 
 
+@dataclass(frozen=True)
+class DeclarationProblem:
+    """A declaration the real system refuses (a column its query lacks, a state word it does
+    not map), pointed at inside the system's declarations, e.g. ("promises", "refund", "query")."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    hint: str
+
+
+@runtime_checkable
+class ProbeChecks(Protocol):
+    """Optional: checks of its declarations against the real system, before anything is
+    injected ([] when ready). A failure is bad input (exit 2) pointed at its file and line."""
+
+    async def preflight(self) -> list[DeclarationProblem]: ...
+
+
 UNIT_FIELD_HELP = ("how to show the values: s, ratio, count, rows, rate, amount, bytes, cores "
                    "(default: from the metric's name)")
 
@@ -80,3 +102,22 @@ def unit_from_name(metric: str) -> str:
         if metric.removesuffix("_bucket").endswith(suffix):
             return unit
     return ""
+
+
+# Seconds the current sample spent waiting on the system under test (its database's answer to
+# a declared query, its metrics endpoint, Prometheus): whoever times samples sets it, and the
+# engine journals it beside the sample's time, so a probe that slows down as the system's tables
+# grow is told apart from one whose own work grows.
+WAITED: ContextVar[list[float] | None] = ContextVar("chaoskit_probe_waited", default=None)
+
+
+@contextmanager
+def waiting_on_the_system() -> Iterator[None]:
+    """Count the block's time as waiting on the system (see WAITED)."""
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        waited = WAITED.get()
+        if waited is not None:
+            waited[0] += time.monotonic() - began

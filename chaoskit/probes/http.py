@@ -18,7 +18,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeConfig, ProbeContext
+from chaoskit.probes.base import ProbeConfig, ProbeContext, waiting_on_the_system
 from chaoskit.spec.units import PositiveDuration
 
 
@@ -70,7 +70,8 @@ class HttpProbe:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
         c = self.config
-        return await self._client.request(c.method, c.url, headers=c.headers, content=c.body)
+        with waiting_on_the_system():
+            return await self._client.request(c.method, c.url, headers=c.headers, content=c.body)
 
     def is_ok(self, response: httpx.Response) -> bool:
         expected = self.config.expect_status

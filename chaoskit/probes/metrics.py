@@ -21,7 +21,13 @@ from chaoskit import exposition
 from chaoskit.errors import ProbeError
 from chaoskit.exposition import Scrape, ScrapeWindow
 from chaoskit.platforms.abilities import MetricsTargets
-from chaoskit.probes.base import UNIT_FIELD_HELP, ProbeConfig, ProbeContext, unit_from_name
+from chaoskit.probes.base import (
+    UNIT_FIELD_HELP,
+    ProbeConfig,
+    ProbeContext,
+    unit_from_name,
+    waiting_on_the_system,
+)
 from chaoskit.probes.quantile import bucket_quantile
 from chaoskit.spec.units import PositiveDuration
 
@@ -89,7 +95,8 @@ class MetricsProbe:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
         if not self.config.targets:  # the lab may have scaled out or lost a node since
             self.targets = platform_targets(self.platform, self.config.service) or self.targets
-        scrape = await exposition.scrape_targets(self._client, self.targets)
+        with waiting_on_the_system():
+            scrape = await exposition.scrape_targets(self._client, self.targets)
         self.history.add(scrape)
         return scrape
 

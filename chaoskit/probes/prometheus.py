@@ -22,7 +22,13 @@ from pydantic import Field
 
 from chaoskit.errors import ProbeError
 from chaoskit.platforms.abilities import PrometheusAddress
-from chaoskit.probes.base import UNIT_FIELD_HELP, ProbeConfig, ProbeContext, unit_from_name
+from chaoskit.probes.base import (
+    UNIT_FIELD_HELP,
+    ProbeConfig,
+    ProbeContext,
+    unit_from_name,
+    waiting_on_the_system,
+)
 from chaoskit.spec.units import PositiveDuration
 
 REDUCE: dict[str, Callable[[list[float]], float]] = {
@@ -94,7 +100,8 @@ class PrometheusProbe:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
         try:
-            response = await self._client.get(self.url + path, params=params)
+            with waiting_on_the_system():
+                response = await self._client.get(self.url + path, params=params)
         except httpx.HTTPError as exc:
             raise ProbeError(f"Prometheus at {self.url} is unreachable: {exc!r}",
                              hint="check `url:` and that Prometheus runs and listens there") \

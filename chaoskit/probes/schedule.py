@@ -30,13 +30,16 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from chaoskit.errors import ProbeError
-from chaoskit.probes.base import ProbeConfig, ProbeContext
+from chaoskit.probes.base import DeclarationProblem, ProbeConfig, ProbeContext
 from chaoskit.probes.books import Books, Dialect, database_url
+from chaoskit.probes.prometheus import PrometheusProbe, PrometheusProbeConfig
 from chaoskit.spec.system import PromiseSpec
 from chaoskit.spec.units import PositiveDuration
 
 Measure = Literal["due", "completed_on_time", "late", "open_past_due", "failed", "on_time_ratio",
                   "lag_p50", "lag_p99", "lag_max"]
+PROMISE_COLUMNS = ("state", "due_at", "completed_at")
+STATE_WORDS_CHECKED = 200  # distinct state words preflight reads at most
 
 
 class ScheduleProbeConfig(ProbeConfig):
@@ -62,6 +65,7 @@ class ScheduleProbeConfig(ProbeConfig):
 def grouped_query(promise: PromiseSpec, dialect: Dialect) -> tuple[str, dict[str, Any]]:
     """Outcome, past-due flag, log-scale lag bucket, count and max lag of the promises decided
     in (start, now]; the state words are parameters, never spliced into SQL."""
+    assert promise.query is not None
     params: dict[str, Any] = {}
     cases = []
     for outcome, words in promise.states.items():
@@ -144,12 +148,47 @@ class ScheduleProbe:
                              hint=f"declared: {', '.join(promises) or 'none'}; add it under "
                                   "`promises:` in the system")
         self.promise = promises[config.name]
+        self.metrics: PrometheusProbe | None = None
+        if self.promise.promql is not None:  # the promises live in metrics
+            self.metrics = _promql_probe(self.promise, config, context)
+            return
         url = database_url(config.database or self.promise.database, context.system,
                            context.platform)
         self.books = Books(url, config.timeout)
         self.query, self.params = grouped_query(self.promise, self.books.dialect)
         self.created = datetime.now(UTC)  # "since the run began": the probe is built then
         self.started: Any = None  # that moment on the database's clock
+
+    async def preflight(self) -> list[DeclarationProblem]:
+        """The promise's query against the real books: it runs, returns the columns the
+        measures need, and every state word it holds is mapped."""
+        if self.metrics is not None:
+            return []
+        where = ("promises", self.config.name)
+        assert self.promise.query is not None
+        try:
+            columns = {c.lower() for c in await self.books.columns(self.promise.query)}
+            missing = [c for c in PROMISE_COLUMNS if c not in columns]
+            if missing:
+                return [DeclarationProblem((*where, "query"), (
+                    f"promise '{self.config.name}': its query returns no column "
+                    f"{', '.join(missing)} (it returns {', '.join(sorted(columns)) or 'none'})"),
+                    "name them with AS, e.g. SELECT status AS state, due AS due_at, "
+                    "done AS completed_at FROM ...")]
+            rows = await self.books.rows(
+                f"SELECT DISTINCT state FROM ({self.promise.query}) AS q",
+                limit=STATE_WORDS_CHECKED)
+        except ProbeError as exc:
+            return [DeclarationProblem((*where, "query"), f"promise '{self.config.name}': "
+                                       f"{exc.message}", exc.hint)]
+        mapped = {w for words in self.promise.states.values() for w in words}
+        unmapped = sorted({str(r["state"]) for r in rows if r["state"] is not None} - mapped)
+        if unmapped:
+            return [DeclarationProblem((*where, "states"), (
+                f"promise '{self.config.name}': the books hold state words {unmapped} that "
+                "`states:` does not map"),
+                "map each to completed, pending or failed")]
+        return []
 
     async def _now(self) -> Any:
         return (await self.books.row(f"SELECT {self.books.dialect.now} AS now"))["now"]
@@ -169,6 +208,8 @@ class ScheduleProbe:
         return tally(rows, self.config.name)
 
     async def sample(self) -> float | None:
+        if self.metrics is not None:
+            return await self.metrics.sample()
         return (await self.counts())[self.config.measure]
 
     def unit(self) -> str:
@@ -178,7 +219,21 @@ class ScheduleProbe:
         return "ratio" if measure == "on_time_ratio" else "count"
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.close()
+            return
         await self.books.close()
+
+
+def _promql_probe(promise: PromiseSpec, config: ScheduleProbeConfig,
+                  context: ProbeContext) -> PrometheusProbe:
+    queries = promise.promql or {}
+    if config.measure not in queries:
+        raise ProbeError(f"promise '{config.name}' has no PromQL for the measure "
+                         f"'{config.measure}'", hint=f"its promql gives: {', '.join(queries)}")
+    url = context.system.prometheus if context.system else None
+    return PrometheusProbe(PrometheusProbeConfig.model_validate(
+        {"url": url, "query": queries[config.measure], "timeout": f"{config.timeout}s"}), context)
 
 
 def _seconds(value: float) -> Any:

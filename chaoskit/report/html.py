@@ -23,6 +23,11 @@ from chaoskit.report import summary
 from chaoskit.spec.conditions import parse_threshold
 
 LOAD_WINDOW = 0.1  # seconds per load record when the window length cannot be inferred
+# Points per plot at most: a run of hours opens as fast as one of a minute. Longer series are
+# thinned for drawing only (traffic: neighbouring records added up; probes: each stretch's
+# lowest and highest sample, so a spike across a limit stays visible); verdicts, tables and
+# every figure come from all the records.
+MAX_POINTS = 1500
 ENGINE_PHASES = ("preflight", "baseline", "inject", "recover", "rollback")
 PHASE_OF = {"before": "baseline", "during": "inject", "after": "recover"}
 EVENT_KINDS = ("guardrail", "abort", "inject-failed", "revert-failed", "error")
@@ -58,7 +63,7 @@ def phase_windows(records: list[Record]) -> dict[str, tuple[float, float]]:
     """Engine phase -> (start, end) seconds; the last phase ends with the last record."""
     starts = [(r["phase"], float(r["t"])) for r in records if r["kind"] == "phase"]
     end = max((float(r.get("t", 0.0)) for r in records), default=0.0)
-    bounds = [t for _, t in starts[1:]] + [end]
+    bounds = [t for _, t in starts[1:]] + ([end] if starts else [])
     return {name: (t, bound) for (name, t), bound in zip(starts, bounds, strict=True)}
 
 
@@ -109,33 +114,94 @@ def _plot(plot_id: str, title: str, section: str, x: list[float],
             "thresholds": thresholds or [], "zero": zero}
 
 
+def _width(loads: list[Record], i: int) -> float:
+    """Seconds of load a record covers: its `width` (per-second records), else the gap to the
+    record before it (100 ms windows of older journals)."""
+    window = loads[i]
+    if isinstance(window.get("width"), int | float) and window["width"] > 0:
+        return float(window["width"])
+    if i and isinstance(window.get("t"), int | float) and \
+            isinstance(loads[i - 1].get("t"), int | float):
+        return float(window["t"]) - float(loads[i - 1]["t"]) or LOAD_WINDOW
+    return LOAD_WINDOW
+
+
 def _per_second(loads: list[Record], field: str) -> list[float | None]:
     rates: list[float | None] = []
     for i, window in enumerate(loads):
-        width = LOAD_WINDOW
-        if i and isinstance(window.get("t"), int | float) and \
-                isinstance(loads[i - 1].get("t"), int | float):
-            width = float(window["t"]) - float(loads[i - 1]["t"]) or LOAD_WINDOW
         count = window.get(field)
-        rates.append(None if count is None else round(float(count) / width, 3))
+        rates.append(None if count is None else round(float(count) / _width(loads, i), 3))
     return rates
 
 
+_SUMMED = ("intended", "sent", "ok", "errors", "dropped", "late")
+
+
+def coarsen(loads: list[Record], limit: int = MAX_POINTS) -> tuple[list[Record], int]:
+    """At most `limit` load records for drawing: runs of neighbours joined (counts and widths
+    added up, so rates stay exact; p50 their median, p99 and max the highest), and how many
+    records each point joins."""
+    if len(loads) <= limit:
+        return loads, 1
+    size = -(-len(loads) // limit)
+    joined = []
+    for start in range(0, len(loads), size):
+        group = loads[start:start + size]
+        record: Record = {"kind": "load", "t": group[-1].get("t"), "ts": group[-1].get("ts"),
+                          "width": sum(_width(loads, start + j) for j in range(len(group)))}
+        for name in _SUMMED:
+            record[name] = sum(int(r.get(name) or 0) for r in group)
+        p50s = sorted(r["p50_ms"] for r in group if r.get("p50_ms") is not None)
+        record["p50_ms"] = p50s[len(p50s) // 2] if p50s else None
+        for name in ("p99_ms", "max_ms"):
+            values = [r[name] for r in group if r.get(name) is not None]
+            record[name] = max(values) if values else None
+        flows: dict[str, dict[str, int]] = {}
+        for r in group:
+            for flow, counts in (r.get("by_flow") or {}).items():
+                flows.setdefault(flow, {"ok": 0})["ok"] += int(counts.get("ok") or 0)
+        record["by_flow"] = flows
+        joined.append(record)
+    return joined, size
+
+
+def thin(points: list[tuple[float, float | None]],
+         limit: int = MAX_POINTS) -> list[tuple[float, float | None]]:
+    """At most about `limit` samples for drawing: each stretch's lowest and highest, in time
+    order (a stretch with no data keeps one gap)."""
+    if len(points) <= limit:
+        return points
+    size = -(-len(points) // (limit // 2))
+    kept: list[tuple[float, float | None]] = []
+    for start in range(0, len(points), size):
+        group = points[start:start + size]
+        valued = [p for p in group if p[1] is not None]
+        if not valued:
+            kept.append(group[0])
+            continue
+        low = min(valued, key=lambda p: p[1] or 0.0)
+        high = max(valued, key=lambda p: p[1] or 0.0)
+        kept.extend(sorted({low, high}, key=lambda p: p[0]))
+    return kept
+
+
 def traffic_plots(records: list[Record], start_ts: float) -> list[dict[str, Any]]:
-    """Request rate, completions by flow, latency and errors from the load engine's windows."""
+    """Request rate, completions by flow, latency and errors from the load engine's records."""
     loads = [r for r in records if r["kind"] == "load"]
     if not loads:
         return []
+    loads, joined = coarsen(loads)
+    note = f" (each point: {joined} records)" if joined > 1 else ""
     x = [run_time(r, start_ts) for r in loads]
-    rate = _plot("load-rate", "Request rate: intended vs achieved", "traffic", x,
+    rate = _plot("load-rate", "Request rate: intended vs achieved" + note, "traffic", x,
                  [("intended", _per_second(loads, "intended")),
                   ("sent", _per_second(loads, "sent")), ("ok", _per_second(loads, "ok"))],
                  "req/s")
-    latency = _plot("load-latency", "Latency (from intended send time)", "traffic", x,
+    latency = _plot("load-latency", "Latency (from intended send time)" + note, "traffic", x,
                     [("p50", [r.get("p50_ms") for r in loads]),
                      ("p99", [r.get("p99_ms") for r in loads]),
                      ("max", [r.get("max_ms") for r in loads])], "ms")
-    errors = _plot("load-errors", "Errors, drops and late sends", "traffic", x,
+    errors = _plot("load-errors", "Errors, drops and late sends" + note, "traffic", x,
                    [("errors", _per_second(loads, "errors")),
                     ("dropped", _per_second(loads, "dropped")),
                     ("late", _per_second(loads, "late"))], "/s")
@@ -147,8 +213,9 @@ def _flow_plot(loads: list[Record], x: list[float]) -> list[dict[str, Any]]:
     flows = sorted({f for r in loads for f in (r.get("by_flow") or {})})
     if not flows:
         return []
-    series = [(flow, _per_second([{"t": r.get("t"), "ok": (r.get("by_flow") or {})
-                                   .get(flow, {}).get("ok")} for r in loads], "ok"))
+    series = [(flow, _per_second([{"t": r.get("t"), "width": r.get("width"),
+                                   "ok": (r.get("by_flow") or {}).get(flow, {}).get("ok")}
+                                  for r in loads], "ok"))
               for flow in flows]
     return [_plot("load-flows", "Completed requests by flow", "traffic", x, series, "ok/s")]
 
@@ -186,9 +253,10 @@ def _guardrail_threshold(condition: str, phases: dict[str, tuple[float, float]])
              "label": f"abort when {condition}", "held": True, "kind": "abort"}]
 
 
-def _sample_series(records: list[Record]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+def _sample_series(records: list[Record]
+                   ) -> dict[tuple[str, str], list[tuple[float, float | None]]]:
     """(role, name) -> [(t, value)] of every probe sample."""
-    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    series: dict[tuple[str, str], list[tuple[float, float | None]]] = defaultdict(list)
     for r in records:
         if r["kind"] == "sample":
             series[(r.get("role", "hypothesis"), r["name"])].append((r["t"], r["value"]))
@@ -202,13 +270,13 @@ def probe_plots(records: list[Record], verdicts: list[dict[str, Any]],
     spec = header(records).get("spec") or {}
     plots = []
     for item in spec.get("hypothesis") or []:
-        name, points = item["name"], series.get(("hypothesis", item["name"]), [])
+        name, points = item["name"], thin(series.get(("hypothesis", item["name"]), []))
         plots.append(_plot(f"hypothesis-{name}", f"{name}  ({item['expect']})",
                            section_of(name, "hypothesis"), [t for t, _ in points],
                            [(name, [v for _, v in points])],
                            thresholds=_item_thresholds(name, verdicts, phases)))
     for guard in spec.get("guardrails") or []:
-        name, points = guard["name"], series.get(("guardrail", guard["name"]), [])
+        name, points = guard["name"], thin(series.get(("guardrail", guard["name"]), []))
         plots.append(_plot(f"guardrail-{name}", f"{name}  (abort when {guard['abort_when']})",
                            "guardrails", [t for t, _ in points], [(name, [v for _, v in points])],
                            thresholds=_guardrail_threshold(guard["abort_when"], phases)))

@@ -137,7 +137,11 @@ class LoadSpec(BaseModel):
     workers: int | Literal["auto"] = "auto"
     timeout: PositiveDuration = 2.0
     max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000)
-    late_after: PositiveDuration = 0.010
+    late_after: PositiveDuration = Field(default=0.010, description=(
+        "a request sent this long after its intended time counts as late (in `late`)"))
+    behind_after: PositiveDuration = Field(default=0.1, description=(
+        "an arrival the load engine itself reaches this late counts as its own shortfall "
+        "(it could not keep its schedule: CPU saturated), judged by `shortfall_tolerance`"))
     retries: int = Field(default=0, ge=0, le=5, description=(
         "how often a client resends a request that timed out, lost its connection, or got "
         "409/5xx, with the same Idempotency-Key, as payment SDKs do"))

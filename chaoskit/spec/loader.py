@@ -93,10 +93,14 @@ def _validated(document: Document, path: Path, sets: dict[str, str],
     values = parameter_values(declared, sets)
     filled = fill_parameters(document, values, problems)
     included = _include(filled, path, values, problems)
-    if included is None and isinstance(filled.data, dict) and isinstance(
-            filled.data.get("system"), str):  # its own problems are reported: not twice
+    failed = included is None and isinstance(filled.data, dict) and isinstance(
+        filled.data.get("system"), str)
+    if failed:  # its own problems are reported: not twice, nor what follows from them
         filled = Document({**filled.data, "system": None}, filled.root)
-    return validate_document(filled, problems, included)
+    experiment = validate_document(filled, problems, included, references=not failed)
+    if experiment is not None and included is not None:
+        experiment._system_file = str(path.parent / str(filled.data["system"]))
+    return experiment
 
 
 def _system_parameters(document: Document, path: Path) -> set[str]:

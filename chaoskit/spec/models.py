@@ -9,10 +9,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
 
+from chaoskit.spec.capacity import CapacitySpec
 from chaoskit.spec.conditions import parse_expectation, parse_threshold
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.params import ParameterSpec
@@ -186,6 +188,15 @@ class Experiment(Strict):
     guardrails: list[Guardrail] = Field(default_factory=list)
     phases: Phases = Field(default_factory=Phases)
     schedule: Schedule | None = None
+    capacity: CapacitySpec | None = Field(default=None, description=(
+        "how `chaoskit run --find-capacity` searches the highest arrival rate at which the "
+        "hypothesis holds with the faults active"))
+    _system_file: str | None = PrivateAttr(default=None)  # the `kind: System` file it includes
+
+    def system_source(self, source: str) -> tuple[str, tuple[str | int, ...]]:
+        """Where the system's declarations are written: the included file (loc inside it is
+        as declared) or this experiment's own file (under `system:`)."""
+        return (self._system_file, ()) if self._system_file else (source, ("system",))
 
     def inject_seconds(self) -> float:
         """Length of the inject phase in run seconds: the load, or the last fault's end."""

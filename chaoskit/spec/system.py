@@ -111,6 +111,10 @@ class FlowSpec(Strict):
         "(default: the arrival is skipped and counted as starved)"))
     books: bool = Field(default=True, description=(
         "a success creates a record in the books (checked by `acknowledged`)"))
+    moves: Literal["from-customer", "to-customer"] | None = Field(default=None, description=(
+        "which way a success moves the customer's money once it is done (a payment: "
+        "from-customer; a refund: to-customer); the `acknowledged` probe's `misdirected` "
+        "measure checks the books agree"))
 
 
 # -- books ------------------------------------------------------------------------------------
@@ -118,22 +122,49 @@ class DatabaseSpec(Strict):
     url: str = Field(description="postgresql://... or mysql://... (read-only access is enough)")
 
 
-class PromiseSpec(Strict):
-    """One row per promise: columns `state`, `due_at`, `completed_at` (others ignored)."""
+PROMISE_MEASURES = ("due", "completed_on_time", "late", "open_past_due", "failed",
+                    "on_time_ratio", "lag_p50", "lag_p99", "lag_max")
 
-    query: str
+
+class PromiseSpec(Strict):
+    """What "on schedule" means in the system's books. Either a read-only SQL query returning
+    one row per promise (columns `state`, `due_at`, `completed_at`; others ignored) with the
+    mapping of its state words, or, when the promises live in metrics, one PromQL query per
+    measure the experiments read (`promql: {on_time_ratio: '...', lag_p99: '...'}`)."""
+
+    query: str | None = Field(default=None, description=(
+        "read-only SQL: one row per promise with state, due_at, completed_at"))
     database: str | None = Field(default=None, description="a name from `databases` "
                                  "(default: the only one, or target.database)")
-    states: dict[Literal["completed", "pending", "failed"], list[str]] = Field(description=(
-        "your state words for each outcome, e.g. {completed: [SETTLED], pending: [REQUESTED]}"))
+    states: dict[Literal["completed", "pending", "failed"], list[str]] = Field(
+        default_factory=dict, description=(
+            "your state words for each outcome, e.g. {completed: [SETTLED], pending: "
+            "[REQUESTED]}"))
+    promql: dict[str, str] | None = Field(default=None, description=(
+        f"PromQL per measure ({', '.join(PROMISE_MEASURES)}), each answering one number, "
+        "read from the system's `prometheus:` (or the platform's)"))
 
     @field_validator("query")
     @classmethod
-    def _read_only(cls, value: str) -> str:
-        return read_only(value)
+    def _read_only(cls, value: str | None) -> str | None:
+        return None if value is None else read_only(value)
+
+    @field_validator("promql")
+    @classmethod
+    def _measures(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(set(value or {}) - set(PROMISE_MEASURES))
+        if unknown:
+            raise ValueError(f"promql names measures {unknown}; the measures are "
+                             f"{', '.join(PROMISE_MEASURES)}")
+        return value
 
     @model_validator(mode="after")
     def _states_given(self) -> PromiseSpec:
+        if (self.query is None) == (self.promql is None):
+            raise ValueError("give a promise either `query:` (SQL over your books) or "
+                             "`promql:` (a query per measure), not both")
+        if self.promql is not None:
+            return self
         if "completed" not in self.states or "pending" not in self.states:
             raise ValueError("states needs at least `completed:` and `pending:` word lists")
         words = [w for ws in self.states.values() for w in ws]
@@ -159,7 +190,10 @@ class CheckSpec(Strict):
 class AcknowledgedSpec(Strict):
     """Finds acknowledged requests in the books: the query takes the keys as `%(keys)s` (a
     list: `= ANY(%(keys)s)` on PostgreSQL, `IN %(keys)s` on MySQL) and returns `key`, `n`
-    (how many times the books hold it)."""
+    (how many times the books hold it) and, for flows that declare `moves:`, `moved`: the
+    customer's net change in the books for that request once it is done (negative when the
+    customer paid; NULL while it is still in flight or when it failed), and optionally
+    `amount`, the request's amount as booked (|moved| must equal it)."""
 
     query: str
     database: str | None = None
@@ -173,15 +207,18 @@ class AcknowledgedSpec(Strict):
 
 class ReconciliationSpec(Strict):
     """The counterparty's record (e.g. the bank's executed operations) against the books:
-    both queries return `ref` (the shared reference) and `amount`; every ref must be on both
-    sides once, with the same amount."""
+    both queries return `ref` (the shared reference), and may return `at` (when the row was
+    written); every ref must be on both sides once, and every other column both sides return
+    (amount, operation, currency, ...) must agree (numbers as numbers: 12.3 = 12.30)."""
 
-    counterparty: str
-    books: str
+    description: str = ""
+    counterparty: str = Field(description="a read-only query over the counterparty's record")
+    books: str = Field(description="a read-only query over the books")
     counterparty_database: str | None = None
     books_database: str | None = None
     settle: Duration = Field(default=0.0, description=(
-        "rows younger than this are still in flight and not compared yet"))
+        "a ref on one side only is not a mismatch until its row is this old (the other side "
+        "may still be writing it); needs the `at` column"))
 
     @field_validator("counterparty", "books")
     @classmethod
@@ -235,6 +272,9 @@ class SystemSpec(Strict):
     acknowledged: AcknowledgedSpec | None = None
     reconciliations: dict[str, ReconciliationSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec | list[RoleSpec]] = Field(default_factory=dict)
+    prometheus: str | None = Field(default=None, description=(
+        "the Prometheus that holds the system's metrics (PromQL promises; default: the "
+        "platform's)"))
 
     def finders(self, role: str) -> list[RoleSpec]:
         found = self.roles[role]
@@ -265,6 +305,9 @@ class SystemSpec(Strict):
         named = [(f"promise '{n}'", p.database) for n, p in self.promises.items()]
         named += [(f"check '{n}'", c.database) for n, c in self.checks.items()]
         named += [("acknowledged", self.acknowledged.database)] if self.acknowledged else []
+        for n, r in self.reconciliations.items():
+            named += [(f"reconciliation '{n}'", r.counterparty_database),
+                      (f"reconciliation '{n}'", r.books_database)]
         for what, database in named:
             if database is not None and database not in self.databases:
                 raise ValueError(f"{what} reads database '{database}', which `databases:` "

@@ -12,6 +12,7 @@ from ruamel.yaml.nodes import Node
 from chaoskit import registry
 from chaoskit.errors import ProblemList
 from chaoskit.spec import scope as scope_rules
+from chaoskit.spec.capacity import capacity_problems
 from chaoskit.spec.models import (
     _NAME,
     API_VERSION,
@@ -466,6 +467,20 @@ def _check_declared(checker: Checker, system: SystemSpec | None, probe: dict[str
             checker.add(checker.value_node(loc + (key,)),
                         f"the probe reads {key} '{name}', which the system does not declare",
                         f"declared {group}: {known}", _path(loc + (key,)))
+        elif key == "promise" and declared[name].promql is not None:
+            measure = str(probe.get("measure", "on_time_ratio"))
+            if measure not in declared[name].promql:
+                where = loc + (("measure",) if "measure" in probe else (key,))
+                checker.add(checker.value_node(where),
+                            f"promise '{name}' has no PromQL for the measure '{measure}'",
+                            f"its promql gives: {', '.join(declared[name].promql)}; add "
+                            f"`{measure}:` to it", _path(where))
+
+
+def check_capacity(checker: Checker, experiment: Experiment) -> None:
+    """A capacity section must be able to answer its question with this experiment."""
+    for loc, message, hint in capacity_problems(experiment):
+        checker.add(checker.value_node(loc), message, hint, _path(loc))
 
 
 def _key_node(checker: Checker, loc: Loc, key: str) -> Node:
@@ -490,7 +505,8 @@ def validate_system_document(document: Document, problems: ProblemList) -> Syste
 
 
 def validate_document(document: Document, problems: ProblemList,
-                      included: SystemSpec | None = None) -> Experiment | None:
+                      included: SystemSpec | None = None, *,
+                      references: bool = True) -> Experiment | None:
     """The Experiment, or None with every problem of the file added to `problems`.
     `included`: the declarations of the `kind: System` file its `system:` names (validated
     on their own, against that file's lines)."""
@@ -503,7 +519,7 @@ def validate_document(document: Document, problems: ProblemList,
     experiment = None
     data = document.data
     if included is not None:
-        data = {**data, "system": included.model_dump(by_alias=True)}
+        data = {**data, "system": included.model_dump(mode="json", by_alias=True)}
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
@@ -513,5 +529,7 @@ def validate_document(document: Document, problems: ProblemList,
     if included is None and isinstance(data.get("system"), dict):
         check_flows(checker, ("system",), data["system"])
     if experiment is not None:
-        check_references(checker, experiment)
+        if references:  # not against a system that failed to load
+            check_references(checker, experiment)
+        check_capacity(checker, experiment)
     return experiment if not problems.items else None

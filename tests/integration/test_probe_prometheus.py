@@ -126,3 +126,24 @@ def test_prometheus_and_metrics_probes_agree(prometheus: Prometheus, known_expor
     assert threshold.holds(via_metrics) == threshold.holds(via_prometheus), name
     expected_verdict = name not in ("p99 latency", "error ratio")
     assert threshold.holds(via_prometheus) is expected_verdict
+
+
+def test_a_promise_that_lives_in_metrics_is_read_by_its_promql(prometheus: Prometheus) -> None:
+    """The schedule probe on a PromQL promise: each measure its own query, on the system's
+    Prometheus; a measure the promise does not give is refused when the probe is built."""
+    from chaoskit.probes.schedule import ScheduleProbe, ScheduleProbeConfig
+    from chaoskit.spec.system import SystemSpec
+
+    p99 = "histogram_quantile(0.99, sum by (le) (rate(demo_latency_seconds_bucket[5s])))"
+    system = SystemSpec.model_validate({"prometheus": prometheus.url, "promises": {"refund": {
+        "promql": {"open_past_due": "sum(demo_queue_depth)", "lag_p99": p99}}}})
+    context = ProbeContext(platform=None, run_dir="/tmp", system=system)
+
+    def measure(name: str) -> float | None:
+        config = ScheduleProbeConfig(promise="refund", measure=name)  # type: ignore[arg-type]
+        return read_once(ScheduleProbe(config, context))
+
+    assert measure("open_past_due") == 7.0
+    assert measure("lag_p99") == ask(prometheus.url, query=p99)
+    with pytest.raises(ProbeError, match="no PromQL for the measure 'on_time_ratio'"):
+        measure("on_time_ratio")

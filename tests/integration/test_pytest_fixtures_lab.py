@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.fixtures.real import require_real
+from tests.fixtures.systems import REFERENCE_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -33,4 +34,5 @@ def test_inject_in_python_on_a_running_lab(chaoskit_lab, chaoskit_inject, chaosk
     after = min(_pay(entry) for _ in range(3))
     assert slowed >= healthy + 0.2, (healthy, slowed)
     assert after < slowed - 0.2, (slowed, after)
-    assert chaoskit_probe("ledger", chaoskit_lab, measure="imbalance") == 0
+    assert chaoskit_probe("money", chaoskit_lab, check="books-balance",
+                          system=REFERENCE_FILE) == 0

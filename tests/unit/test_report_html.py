@@ -178,3 +178,39 @@ def test_sections_follow_what_the_name_measures() -> None:
     assert section_of("refunds-on-time", "hypothesis") == "schedule"
     assert section_of("settlement-batch", "hypothesis") == "offline"
     assert section_of("p99", "hypothesis") == "hypothesis"
+
+
+def test_a_long_run_is_drawn_with_few_points_and_exact_rates() -> None:
+    seconds = 3 * 3600  # three hours of per-second load records and 1 s samples
+    records: list[dict[str, Any]] = [{"kind": "header", "t": 0.0, "ts": START_TS,
+                                      "experiment": "long", "run_id": "long-1",
+                                      "spec": {"hypothesis": HYPOTHESIS[:1]}}]
+    for s in range(seconds):
+        spike = s == 5000
+        records.append({"kind": "load", "t": float(s), "ts": START_TS + s + 1, "width": 1.0,
+                        "intended": 2000, "sent": 2000, "ok": 1990 if s % 2 else 2000,
+                        "errors": 0, "dropped": 0, "late": 0, "p50_ms": 4.0,
+                        "p99_ms": 900.0 if spike else 9.0, "max_ms": 20.0,
+                        "by_flow": {"pay": {"ok": 1990 if s % 2 else 2000}}})
+        records.append({"kind": "sample", "t": float(s), "ts": START_TS + s,
+                        "name": "p99-latency", "role": "hypothesis", "phase": "inject",
+                        "value": 5.0 if s == 7777 else 0.1})
+    data = report_data(records)
+    plots = {p["id"]: p for p in data["plots"]}
+    for plot in plots.values():
+        assert len(plot["x"]) <= 1500
+    rate = plots["load-rate"]
+    assert "each point" in rate["title"]
+    assert set(rate["series"][0]["values"]) == {2000.0}   # rates stay exact when joined
+    assert set(rate["series"][2]["values"]) == {1995.0}   # the mean over each point's seconds
+    assert max(v for v in plots["load-latency"]["series"][1]["values"] if v) == 900.0
+    item = plots["hypothesis-p99-latency"]["series"][0]["values"]
+    assert max(item) == 5.0 and min(item) == 0.1           # the spike survives thinning
+
+
+def test_old_journals_with_100ms_windows_still_give_rates() -> None:
+    loads = [{"kind": "load", "t": round(0.1 * i, 1), "ts": START_TS + 0.1 * i, "sent": 5}
+             for i in range(1, 6)]
+    data = report_data([{"kind": "header", "t": 0.0, "ts": START_TS, "spec": {}}, *loads])
+    rate = next(p for p in data["plots"] if p["id"] == "load-rate")
+    assert rate["series"][1]["values"] == [50.0] * 5
