@@ -33,7 +33,7 @@ class Connection(asyncio.Protocol):
         "flow",
         "headers",
         "intended",
-        "key",
+        "k",
         "request",
         "sent_at",
 
@@ -42,7 +42,10 @@ class Connection(asyncio.Protocol):
     def __init__(self, owner: ConnectionOwner) -> None:
         self._owner = owner
         self._transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        # the parser calls back into this connection: a reference cycle, broken when the
+        # connection ends, so that churn (timeouts, a failing server) leaves no garbage for
+        # the collector, whose pauses would stall the schedule
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
         self._pending: bytes | None = None
         self.busy = False
@@ -50,7 +53,7 @@ class Connection(asyncio.Protocol):
         self.intended = 0.0
         self.sent_at = 0.0
         self.flow = 0
-        self.key = ""
+        self.k = 0  # the arrival's index in the run: its idempotency key is <nonce>-<k>
         self.headers: dict[str, str] | None = None  # only a HeaderConnection collects them
         self.request = b""  # kept for a resend with the same idempotency key
         self.attempt = 0
@@ -66,6 +69,8 @@ class Connection(asyncio.Protocol):
             self._pending = None
 
     def data_received(self, data: bytes) -> None:
+        if self._parser is None:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
@@ -75,6 +80,12 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self._owner.on_lost(self)
+        self.release()
+
+    def release(self) -> None:
+        """Break the parser's cycle: this connection is done (lost, or never made)."""
+        self._parser = None
+        self._transport = None
 
     # httptools callbacks (it binds only the ones defined: bodies cost only in BodyConnection)
     def on_message_complete(self) -> None:
@@ -82,8 +93,10 @@ class Connection(asyncio.Protocol):
         if self._body:  # only a BodyConnection ever fills it
             body = b"".join(self._body)
             self._body = []
-        status = self._parser.get_status_code()
-        if not self._parser.should_keep_alive():
+        parser = self._parser
+        assert parser is not None  # it is calling us
+        status = parser.get_status_code()
+        if not parser.should_keep_alive():
             self.closed = True  # the owner sees `closed` and does not pool it again
             self.abort()
         self._owner.on_response(self, status, body)

@@ -12,7 +12,7 @@ from typing import Any
 from chaoskit.errors import LoadError
 from chaoskit.load.curve import primitives_to_json
 from chaoskit.load.fleet import WorkerFleet
-from chaoskit.load.plan import Endpoint, LoadPlan, worker_count
+from chaoskit.load.plan import WINDOW, Endpoint, LoadPlan, worker_count
 from chaoskit.load.shapes import curve_of
 from chaoskit.load.summary import LoadSummary, WindowMerger, summarize
 from chaoskit.spec.load import LoadSpec
@@ -23,9 +23,10 @@ END_MARGIN = 5.0      # beyond run + timeout, the parent stops waiting and kills
 
 
 def plan_for(spec: LoadSpec, base_url: str, flows: dict[str, FlowSpec], *, seed: int,
-             ack_path: str | None) -> LoadPlan:
+             ack_path: str | None, ack_captures: list[str] | None = None) -> LoadPlan:
     """The worker plan for a spec: exact curve, the system's flows (the mix's, and those they
-    fall back on) in a fixed order, per-worker caps."""
+    fall back on) in a fixed order, per-worker caps. `ack_captures`: the captured values kept
+    with each acknowledged request (None: all of them)."""
     if not flows:
         raise LoadError("the load has no flows to send",
                         hint="declare the system's requests under `system: flows:`")
@@ -43,7 +44,8 @@ def plan_for(spec: LoadSpec, base_url: str, flows: dict[str, FlowSpec], *, seed:
         prefix=endpoint.prefix, timeout=spec.timeout, late_after=spec.late_after,
         max_in_flight=-(-spec.max_in_flight // workers), nonce=secrets.token_hex(6),
         ack_path=ack_path, retries=spec.retries, retry_after=spec.retry_after,
-        scheme=endpoint.scheme, tls_verify=spec.tls.verify, tls_ca_file=spec.tls.ca_file)
+        scheme=endpoint.scheme, tls_verify=spec.tls.verify, tls_ca_file=spec.tls.ca_file,
+        behind_after=spec.behind_after, ack_captures=ack_captures)
 
 
 def _fallback(name: str, mix: dict[str, float], flows: dict[str, FlowSpec]) -> bool:
@@ -53,14 +55,20 @@ def _fallback(name: str, mix: dict[str, float], flows: dict[str, FlowSpec]) -> b
 
 async def drive(spec: LoadSpec, base_url: str, flows: dict[str, FlowSpec], *, seed: int,
                 stop: asyncio.Event, on_window: Callable[[dict], None],
-                ack_path: str | None) -> LoadSummary:
+                ack_path: str | None, keep_series: bool = True,
+                on_second: Callable[[dict], None] | None = None,
+                ack_captures: list[str] | None = None) -> LoadSummary:
     """Run the spec's open-model load against `base_url` until its duration or `stop`.
 
-    `on_window` gets a merged dict every ~100 ms in this event loop. Bounded: workers that
-    overrun the run, its timeout and a margin are killed.
+    `on_window` gets a merged dict every ~100 ms in this event loop; `on_second`, if given, one
+    per second of load (the same fields added up, percentiles over the second, `width`).
+    `keep_series=False` keeps no window in the summary: memory stays flat over hours. Bounded:
+    workers that overrun the run, its timeout and a margin are killed.
     """
-    plan = plan_for(spec, base_url, flows, seed=seed, ack_path=ack_path)
-    merger = WindowMerger(plan.workers, plan.flows, on_window)
+    plan = plan_for(spec, base_url, flows, seed=seed, ack_path=ack_path,
+                    ack_captures=ack_captures)
+    merger = WindowMerger(plan.workers, plan.flows, on_window, keep_series=keep_series,
+                          on_span=on_second, span=round(1 / WINDOW))
     done: list[dict[str, Any]] = []
     fleet = await WorkerFleet.start(plan)
     watcher = asyncio.create_task(_stop_on(stop, fleet))
@@ -107,5 +115,4 @@ async def _collect(fleet: WorkerFleet, merger: WindowMerger, done: list[dict[str
 
 def _ran(plan: LoadPlan, merger: WindowMerger) -> float:
     """Run seconds actually driven: the planned length, or less when stopped early."""
-    sent_windows = [w["t"] for w in merger.series if w["intended"]]
-    return min(plan.run_seconds, max(sent_windows, default=plan.run_seconds))
+    return min(plan.run_seconds, merger.last_sending or plan.run_seconds)

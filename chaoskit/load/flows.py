@@ -1,9 +1,10 @@
 """A worker's flows: which request arrival k sends, whether its answer is a success, and the
 values captured from answers for later requests (a refund of a payment created earlier).
 
-Captured values live in this worker's pools, each usable `uses` times. A flow that needs a value
-no answer has given yet sends its `otherwise` flow instead, or is skipped and counted as
-starved: the mix a run actually drove is on record either way.
+Captured values live in this worker's pools (the most recent POOL_LIMIT per capture), each
+usable `uses` times. A flow that needs a value no answer has given yet sends its `otherwise`
+flow instead, or is skipped and counted as starved: the mix a run actually drove is on record
+either way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 from chaoskit.load.render import Build, compile_request
 
 STARVED = -1  # build() could not send this arrival: a value it needs was never captured
+# Captured values a worker keeps per capture: a game day of hours captures millions of ids that
+# later flows never use up (payments outnumber refunds); past this, the oldest are forgotten,
+# so a worker's memory does not grow with the run's length.
+POOL_LIMIT = 50_000
 
 
 def pointer_tokens(pointer: str) -> list[str]:
@@ -121,7 +126,10 @@ class FlowSet:
                      else (headers or {}).get((header or "").lower()))
             if value is not None:
                 found[name] = value
-                self.pools[name].append([value, uses])
+                pool = self.pools[name]
+                pool.append([value, uses])
+                if len(pool) > POOL_LIMIT:
+                    pool.popleft()
         return True, found
 
 

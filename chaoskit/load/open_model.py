@@ -21,10 +21,12 @@ from chaoskit.load.flows import STARVED, FlowSet
 from chaoskit.load.plan import WINDOW, LoadPlan
 from chaoskit.load.recorder import AckLog, BucketCounts, Tally, WindowBook
 from chaoskit.load.schedule import ArrivalSchedule
+from chaoskit.load.stalls import StallWatch
 
 # A request on its way: intended time, its bytes (a resend repeats them: same key), its
-# idempotency key, the flow actually sent, and the attempt (0: first send).
-Pending = tuple[float, bytes, str, int, int]
+# arrival index k (its idempotency key is <nonce>-<k>), the flow actually sent, and the attempt
+# (0: first send).
+Pending = tuple[float, bytes, int, int, int]
 
 CHUNK = 0.010        # run seconds of schedule generated at a time: keeps each step short
 # The loop's timers tick in whole milliseconds: waking at most once per ms and sending all that
@@ -33,6 +35,7 @@ TICK = 0.001
 STOP_GRACE = 0.5     # after a stop, in-flight requests get at most this long to answer
 BATCH = 256          # arrivals sent per step before responses get a turn
 CONNECTING = 16      # connections opened at once when the pool is short: no connect storms
+GROW_AFTER = 0.002   # an arrival waiting this long for a free connection grows the pool
 Emit = Callable[[dict[str, object]], None]
 
 
@@ -47,7 +50,11 @@ class OpenModelRun:
                                          worker=plan.worker, workers=plan.workers)
         self._requests = FlowSet.compile(plan.requests, host=plan.host, port=plan.port,
                                          prefix=plan.prefix, seed=plan.seed)
-        self._acks = AckLog(plan.ack_path)
+        captures = plan.ack_captures
+        if captures is None:  # not said: every value any flow captures
+            captures = sorted({c for r in plan.requests for c in (r.get("captures") or {})})
+        self._acks = AckLog(plan.ack_path, nonce=plan.nonce, flows=plan.flows,
+                            captures=captures)
         self._want_body = self._requests.wants_body
         self._want_headers = self._requests.wants_headers
         self._ssl = tls_context(plan)
@@ -73,7 +80,10 @@ class OpenModelRun:
         self._cpu_at_start = 0.0
         self._sending = False
         self._drain_until = math.inf
+        self._next_due = math.inf  # run time from which an undispatched arrival may be due
         self._timer: asyncio.TimerHandle | None = None
+        self._grow_check: asyncio.TimerHandle | None = None
+        self.stalls = StallWatch()
         self.opened = 0
         self.finished: asyncio.Future[None] = self._loop.create_future()
 
@@ -96,15 +106,29 @@ class OpenModelRun:
         self.opened += 1
         return conn
 
-    def _grow(self, due: float) -> None:
-        """One more connection for the backlog, unless enough are opening or the cap is hit.
+    def _queue(self, pending: Pending) -> None:
+        """No free connection: wait for one. Answers already in the socket buffers free
+        connections in this same loop round (timers run before I/O), so the pool grows only for
+        arrivals still waiting GROW_AFTER later."""
+        self._backlog.append(pending)
+        if self._grow_check is None:
+            self._grow_check = self._loop.call_later(GROW_AFTER, self._grow)
 
-        Only when this arrival is dispatched on time: a late dispatch means the client itself is
-        short of CPU, and more connections would only cost more of it (a spiral, not relief).
-        """
-        if (self._connecting < CONNECTING and len(self._pool) < self.plan.max_in_flight
-                and time.monotonic() - self._t0 - due < self.plan.late_after):
-            self._loop.create_task(self._connect(self._new_connection()))
+    def _grow(self) -> None:
+        """More connections for the arrivals still waiting, unless enough are opening or the
+        cap is hit; and only while the loop keeps its schedule: a loop behind it is short of
+        CPU itself, and more connections would only cost more of it (a spiral, not relief)."""
+        self._grow_check = None
+        if not self._backlog or self._stopped:
+            return
+        behind = (self._sending and
+                  time.monotonic() - self._t0 - self._next_due > self.plan.late_after)
+        if not behind:
+            wanted = min(len(self._backlog), CONNECTING - self._connecting,
+                         self.plan.max_in_flight - len(self._pool))
+            for _ in range(max(0, wanted)):
+                self._loop.create_task(self._connect(self._new_connection()))
+        self._grow_check = self._loop.call_later(GROW_AFTER, self._grow)
 
     async def _connect(self, conn: Connection) -> None:
         connect = self._loop.create_connection(lambda: conn, self.plan.host, self.plan.port,
@@ -114,6 +138,7 @@ class OpenModelRun:
         except (TimeoutError, OSError):
             self._connecting -= 1
             conn.closed = True
+            conn.release()
             self._pool.discard(conn)
             if self._backlog:  # the request that wanted this connection fails with it
                 self._fail_queued()
@@ -145,6 +170,7 @@ class OpenModelRun:
         """Begin at monotonic time t0 (shared by all workers: CLOCK_MONOTONIC is system-wide)."""
         self._t0 = t0
         self._cpu_at_start = time.process_time()
+        self.stalls.start()
         self._sending = True
         delay = t0 - time.monotonic()
         self._timer = self._loop.call_later(max(0.0, delay), self._tick)
@@ -194,7 +220,8 @@ class OpenModelRun:
     def _dispatch(self, until: float, limit: int) -> None:
         """Send up to `limit` arrivals due by `until` (run seconds)."""
         times, ks, flows, i = self._times, self._ks, self._flows, self._i
-        send, late = self._send, self.plan.late_after
+        send, behind = self._send, self.plan.behind_after
+        first = True
         while limit > 0:
             if i >= len(times):
                 if self._generated_to > until + CHUNK or self._schedule.exhausted:
@@ -205,10 +232,14 @@ class OpenModelRun:
             t = times[i]
             if t > until:
                 break
-            send(t, ks[i], flows[i], until - t > late)
+            if first:  # how late the loop got to the arrivals due: its own stalls
+                self.stalls.wake.add(until - t)
+                first = False
+            send(t, ks[i], flows[i], until - t > behind)
             i += 1
             limit -= 1
         self._i = i
+        self._next_due = times[i] if i < len(times) else self._generated_to - CHUNK
 
     def _send(self, t: float, k: int, flow: int, behind: bool) -> None:
         """An arrival is due: write it on a free connection, queue it, or drop it at the cap.
@@ -225,20 +256,19 @@ class OpenModelRun:
             return
         if behind:
             due.behind += 1
-        key = f"{self._nonce}{k}"
-        request, sent = self._requests.build(k, flow, key)
+        request, sent = self._requests.build(k, flow, f"{self._nonce}{k}")
         if sent == STARVED:  # a value it needs was never captured: counted, not sent
             due.starved[flow] += 1
             return
         self._in_flight += 1
         if self._idle:
-            self._write(self._idle.pop(), (t, request, key, sent, 0))
+            self._write(self._idle.pop(), (t, request, k, sent, 0))
         else:
-            self._backlog.append((t, request, key, sent, 0))
-            self._grow(t)
+            self.stalls.queued += 1
+            self._queue((t, request, k, sent, 0))
 
     def _write(self, conn: Connection, pending: Pending) -> None:
-        t, request, key, flow, attempt = pending
+        t, request, k, flow, attempt = pending
         now = time.monotonic() - self._t0
         tally = self._book.now(now)
         if attempt == 0:
@@ -250,7 +280,7 @@ class OpenModelRun:
         else:
             tally.retries += 1
         conn.request = request
-        conn.key = key
+        conn.k = k
         conn.attempt = attempt
         conn.busy = True
         conn.intended = t
@@ -266,7 +296,7 @@ class OpenModelRun:
         """
         if self._stopped or conn.attempt >= self.plan.retries:
             return False
-        pending = (conn.intended, conn.request, conn.key, conn.flow, conn.attempt + 1)
+        pending = (conn.intended, conn.request, conn.k, conn.flow, conn.attempt + 1)
         token = next(self._tokens)
         handle = self._loop.call_later(self.plan.retry_after, self._resend, token, pending)
         self._resends[token] = (handle, conn.intended, conn.flow)
@@ -277,8 +307,7 @@ class OpenModelRun:
         if self._idle:
             self._write(self._idle.pop(), pending)
         else:
-            self._backlog.append(pending)
-            self._grow(pending[0])
+            self._queue(pending)
 
     def _drop_resends(self, now: float) -> None:
         tally = self._book.now(now)
@@ -305,7 +334,7 @@ class OpenModelRun:
         if ok:
             tally.ok[conn.flow] += 1
             if self._acks.enabled and self._requests.flows[conn.flow].books:
-                self._acks.add(conn.key, self.plan.flows[conn.flow], captured, status)
+                self._acks.add(conn.k, self.plan.flows[conn.flow], captured, status)
         else:
             tally.errors[conn.flow] += 1
         self._after(conn)
@@ -332,6 +361,13 @@ class OpenModelRun:
 
     # --- windows -----------------------------------------------------------------------------
     def _window_tick(self) -> None:
+        began = time.monotonic()
+        try:
+            self._report_window()
+        finally:
+            self.stalls.window(time.monotonic() - began)
+
+    def _report_window(self) -> None:
         now = time.monotonic() - self._t0
         if self._sending:
             self._dispatch(now, 1 << 62)  # all that is due, so each window holds its arrivals
@@ -380,6 +416,8 @@ class OpenModelRun:
         self._acks.flush()
 
     def _finish(self) -> None:
+        if self._grow_check is not None:
+            self._grow_check.cancel()
         for conn in list(self._pool):
             conn.closed = True
             conn.abort()
@@ -387,6 +425,7 @@ class OpenModelRun:
         self._emit({"type": "done", "latency": self._latency.pairs(),
                     "lag": self._lag.pairs(), "connections": self.opened,
                     "cpu_seconds": time.process_time() - self._cpu_at_start,
+                    "engine": self.stalls.report(),
                     "substituted": dict(zip(self.plan.flows, self._requests.substituted,
                                             strict=True)),
                     "acks": self._acks.count})

@@ -60,6 +60,10 @@ class LoadPlan:
     scheme: str = "http"
     tls_verify: bool = True
     tls_ca_file: str | None = None
+    behind_after: float = 0.1  # reached this late: the engine's own shortfall
+    # captured values kept with each acknowledgement (None: all; the run keeps only those its
+    # `acknowledged` query looks up)
+    ack_captures: list[str] | None = None
 
     def curve(self) -> Curve:
         return curve_from_json(self.primitives, self.time_scale, self.run_seconds)

@@ -23,7 +23,13 @@ from chaoskit.load.plan import LoadPlan
 
 # Beyond the run, its timeout and this margin, a worker exits whatever happens (parent gone...).
 HARD_MARGIN = 10.0
-CONNECTIONS_PER_KRPS = 1.0  # warm pool: about one connection per 1000 requests/s of peak
+# Warm pool: connections for 8 ms of round trips at the peak rate. With fewer, a burst (after a
+# window report, a moment off the CPU) finds them all busy and arrivals queue for one: on one
+# core under SCHED_FIFO, at 28,000/s, 1 per 1000/s queued up to 43,000 arrivals a 5 s run (lag
+# p99 13-230 ms) where 4 queued none (1.6-2.1 ms); at 32,000/s 4 queued 8-13,000 (69-113 ms),
+# 8 2-3,000 (17-20 ms). The pool still grows when the system answers slowly.
+CONNECTIONS_PER_KRPS = 8.0
+MAX_WARM = 1024
 
 
 def _emit(message: dict[str, object]) -> None:
@@ -74,7 +80,7 @@ async def serve(plan: LoadPlan) -> None:
     loop = asyncio.get_running_loop()
     run = OpenModelRun(plan, _emit)
     peak = plan.curve().peak_bound() / plan.workers
-    warmed = await run.warm(max(4, min(512, math.ceil(peak / 1000 * CONNECTIONS_PER_KRPS))))
+    warmed = await run.warm(max(4, min(MAX_WARM, math.ceil(peak / 1000 * CONNECTIONS_PER_KRPS))))
     commands = _Commands(run)
     loop.add_reader(sys.stdin.fileno(), commands.readable)
     _emit({"type": "ready", "worker": plan.worker, "connections": warmed})

@@ -7,7 +7,6 @@ thousand requests/s); speed limits are measured in tests/bench/bench_load.py, no
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from chaoskit.load.drive import drive
+from chaoskit.load.recorder import AckReader
 from chaoskit.load.summary import LoadSummary
 from chaoskit.spec.load import LoadSpec
 from chaoskit.spec.system import FlowSpec
@@ -95,12 +95,13 @@ def test_two_workers_split_the_schedule_and_record_every_acknowledgement(
         assert abs(sent - intended) <= 0.05 * intended
     shares = {f: c["intended"] / summary.intended for f, c in summary.by_flow.items()}
     assert shares == pytest.approx({"pay": 0.7, "refund": 0.2, "final_payment": 0.1}, abs=0.03)
-    lines = [json.loads(line) for line in acks.read_text().splitlines()]
+    lines = list(AckReader().read(acks.read_bytes().splitlines()))
     assert len(lines) == summary.ok == summary.acknowledged
-    assert len({line["key"] for line in lines}) == len(lines)
-    assert {line["status"] for line in lines} == {200}
-    assert all(line["captured"] == {"id": "p-static"} for line in lines)
-    assert {line["flow"] for line in lines} == {"pay", "refund", "final_payment"}
+    assert len({line.key for line in lines}) == len(lines)
+    assert {line.status for line in lines} == {200}
+    assert all(line.captured == {"id": "p-static"} for line in lines)
+    assert {line.flow for line in lines} == {"pay", "refund", "final_payment"}
+    assert acks.stat().st_size < 40 * len(lines)  # compact: [k, flow, status, "p-static"]
     accounted(summary)
 
 

@@ -116,3 +116,17 @@ def test_environment_values_are_read_in_the_worker(monkeypatch: pytest.MonkeyPat
     build = compile_request(request, host="h", port=1, prefix="", seed=1, captured=set(),
                             flow="p")
     assert parse(build(1, "k", {}))[2]["authorization"] == "Bearer s3cret"
+
+
+def test_captured_values_a_run_never_uses_up_are_kept_to_a_bounded_pool(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chaoskit.load.flows.POOL_LIMIT", 100)
+    flows = flow_set({"pay": {"request": {"path": "/p", "json": {"n": "{{ seq }}"}},
+                              "captures": {"payment": {"json": "/id"}}},
+                      "refund": {"request": {"path": "/r", "json": {"p": "{{ payment }}"}}}})
+    for i in range(250):  # hours of payments, no refund yet
+        ok, _ = flows.answered(0, 201, json.dumps({"id": f"p{i}"}).encode(), None)
+        assert ok
+    assert len(flows.pools["payment"]) == 100
+    request, sent = flows.build(1, 1, "key-1")
+    assert sent == 1 and b'"p150"' in request  # the oldest kept: the last 100 captured

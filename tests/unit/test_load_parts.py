@@ -12,6 +12,8 @@ from hdrh.histogram import HdrHistogram
 from chaoskit.errors import LoadError
 from chaoskit.load.plan import Endpoint, worker_count
 from chaoskit.load.recorder import (
+    AckLog,
+    AckReader,
     BucketCounts,
     Tally,
     WindowBook,
@@ -100,3 +102,52 @@ def test_window_book_books_arrivals_by_intended_time_and_events_by_when_they_hap
     assert [w for w, _ in closed] == [2, 3]  # empty window 2 is still reported
     assert closed[0][1].errors == [1]
     assert closed[1][1].ok == [1]
+
+
+def test_windows_fold_into_seconds_with_exact_counts_and_percentiles() -> None:
+    seconds: list[dict[str, Any]] = []
+    merger = WindowMerger(1, ["pay"], lambda _: None, keep_series=False, on_span=seconds.append,
+                          span=10)
+    for w in range(25):  # 2.5 s: two whole seconds and a half one
+        merger.add(0, window(w, [w + 1], 0.001 * (w + 1)))
+    merger.close()
+    assert [s["t"] for s in seconds] == [1.0, 2.0, 2.5]
+    assert [s["width"] for s in seconds] == [1.0, 1.0, 0.5]
+    assert [s["sent"] for s in seconds] == [sum(range(1, 11)), sum(range(11, 21)),
+                                            sum(range(21, 26))]
+    assert seconds[0]["by_flow"]["pay"]["ok"] == 55
+    assert seconds[0]["max_ms"] == pytest.approx(10.0, rel=0.01)  # the second's slowest
+    assert seconds[0]["p50_ms"] == pytest.approx(5.0, rel=0.01)   # over its 10 completions
+    assert merger.series == []               # nothing kept: memory flat over hours
+    assert merger.totals["sent"] == sum(range(1, 26))
+    assert merger.by_flow["pay"]["intended"] == sum(range(1, 26))
+    assert merger.last_sending == 2.5
+
+
+def test_acknowledgements_are_compact_and_read_back_in_both_formats(tmp_path: Any) -> None:
+    path = tmp_path / "acks.jsonl"
+    log = AckLog(str(path), nonce="ab12", flows=["pay", "refund"], captures=["payment"])
+    log.add(7, "pay", {"payment": "pay_1", "other": "x"}, 201)
+    log.add(9, "refund", {}, 202)
+    log.flush()
+    log.add(11, "pay", {"payment": "pay_2"}, 201)
+    log.close()
+    old = json.dumps({"key": "k-1", "flow": "pay", "status": 201,
+                      "captured": {"payment": "pay_0"}}) + "\n"
+    with path.open("a") as file:
+        file.write(old + '{"torn')
+    acks = list(AckReader().read(path.read_bytes().splitlines()))
+    assert [(a.key, a.flow, a.status, a.captured) for a in acks] == [
+        ("ab12-7", "pay", 201, {"payment": "pay_1"}),   # only the captures asked for
+        ("ab12-9", "refund", 202, {}),
+        ("ab12-11", "pay", 201, {"payment": "pay_2"}),
+        ("k-1", "pay", 201, {"payment": "pay_0"})]      # an older journal's line
+    compact = len(path.read_bytes()) - len(old) - len('{"torn')
+    assert compact < 150  # header once, then ~20 bytes a request
+    assert log.count == 3
+
+
+def test_an_empty_ack_log_writes_nothing(tmp_path: Any) -> None:
+    path = tmp_path / "acks.jsonl"
+    AckLog(str(path), nonce="n", flows=["pay"]).close()
+    assert path.read_bytes() == b""
