@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 LAB_RUNTIME ?= processes
 
-.PHONY: setup setup-kubernetes image demo test unit integration bench gate mutants lint lint-only schema clean
+.PHONY: setup setup-kubernetes image demo test test-long unit integration bench gate mutants lint lint-only schema clean
 
 setup: $(STAMP)
 	@.ci/install-system.sh
@@ -33,7 +33,13 @@ image: setup
 
 test: setup-kubernetes image
 	@$(MAKE) --no-print-directory lint-only
-	@set +e; $(BIN)/pytest tests/unit tests/integration -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(BIN)/pytest tests/unit tests/integration -p no:cacheprovider -m "not long" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# The long tier (tens of minutes): every gate experiment on container nodes, the healthy stack
+# against the whole gate set, every fast mutant, a long run's memory and journal growth.
+test-long: setup-kubernetes image
+	@set +e; $(BIN)/pytest tests/integration -p no:cacheprovider -m long $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 unit: setup-kubernetes

@@ -50,6 +50,9 @@ def run_flagship() -> int:
                      str(ROOT / "runs")])
 
 
+REHEARSAL = ROOT / "experiments" / "plans" / "rehearsal-8pm.yaml"
+
+
 def run_gate() -> int:
     _say("running the pre-freeze gate set: pytest experiments/ -m gate")
     junit = ROOT / "runs" / "gate-junit.xml"
@@ -58,7 +61,15 @@ def run_gate() -> int:
                f"--junitxml={junit}", "--chaoskit-out", str(ROOT / "runs")]
     code = subprocess.call(command, cwd=ROOT)
     print(f"JUnit: {junit}")
-    return code
+    _say(f"rehearsing the evening as a game day: chaoskit gameday {REHEARSAL.relative_to(ROOT)}")
+    day = subprocess.call([sys.executable, "-m", "chaoskit.cli", "gameday", str(REHEARSAL),
+                           "--yes", "--display", "plain", "--out", str(ROOT / "runs")], cwd=ROOT)
+    return worst(code, day)
+
+
+def worst(*codes: int) -> int:
+    """The gate's exit: a failure of either part, the highest code (0 only when both held)."""
+    return max(codes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,10 @@ and reports on --claim (a PersistentVolumeClaim) when given. Applying needs the
 chaoskit-scheduler Role (k8s/rbac/scheduler.yaml).
 
 examples:
-  chaoskit schedule apply experiments/k8s-bank-latency.yaml --namespace payments
+  chaoskit schedule apply experiments/k8s-node-loss-final-payment-window.yaml --namespace payments
   chaoskit schedule apply experiments/plans/rehearsal-8pm.yaml --claim chaoskit-runs
   chaoskit schedule list --namespace payments
-  chaoskit schedule delete k8s-bank-latency --namespace payments
+  chaoskit schedule delete k8s-node-loss-final-payment-window --namespace payments
 """
 
 

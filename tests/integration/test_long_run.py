@@ -42,7 +42,8 @@ from tests.fixtures.long_run import (
 from tests.fixtures.nginx import NginxStatic
 from tests.fixtures.systems import simple_flows
 
-pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.long,
+              pytest.mark.timeout(600)]
 
 MINUTES = 4
 RATE = 100
