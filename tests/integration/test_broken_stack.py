@@ -113,6 +113,10 @@ def broken_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runni
         stop_lab(running)
 
 
+# The healthy control of these three is long-tier (`make test-long`): `make test` already holds
+# the healthy stack to every shipped gate experiment (tests/integration/test_mutants.py), which
+# kill the same nodes and resend the same way.
+@pytest.mark.long
 @pytest.mark.parametrize("template, name", [(LEASE_HOLDER_LOST, "takeover"),
                                             (LEADER_LOST, "standby"),
                                             (RESENT_PAYMENTS, "idempotency")])

@@ -67,9 +67,10 @@ def table(found: Verdicts) -> str:
     return f"{found[0]}: " + ", ".join(f"{i}[{p}]={s}" for (i, p), s in sorted(found[1].items()))
 
 
-# `make test` runs the one that exercises container kills while the window is open; the rest
-# are marked long (`make test-long`)
-SHORT = {"node-loss-final-payment-window"}
+# `make test` runs the shortest (a slow bank and retries to it, money reconciled); the rest are
+# marked long (`make test-long`); tests/integration/test_lab_containers.py kills, freezes and
+# isolates container nodes in make test
+SHORT = {"resent-requests-slow-db"}
 
 
 @pytest.mark.timeout(1800)
