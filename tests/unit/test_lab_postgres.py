@@ -20,8 +20,14 @@ def test_binaries_in_a_closed_home_are_copied_where_the_server_user_can_run_them
     home = tmp_path / "root-home"
     home.mkdir(mode=0o700)
     home.chmod(0o700)  # like /root: nobody else may traverse it
-    closed = home / "clone" / ".venv" / "pginstall"
-    shutil.copytree(postgres.installed(), closed, symlinks=True)
+    # the wheel's layout: the programs find libpq & co. beside the package, by RPATH
+    real = postgres.installed()
+    site = home / "clone" / ".venv" / "site-packages"
+    closed = site / real.parent.name / real.name
+    shutil.copytree(real, closed, symlinks=True)
+    libs = real.parent.parent / f"{real.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=True)
     monkeypatch.setattr(postgres, "installed", lambda: closed)
     monkeypatch.setattr(postgres, "SHARED_BINARIES", tmp_path / "shared" / "postgres")
     assert not postgres.traversable_by_all(closed / "bin")
@@ -33,7 +39,8 @@ def test_binaries_in_a_closed_home_are_copied_where_the_server_user_can_run_them
 
     shared = postgres.binaries()
     assert shared != closed and postgres.traversable_by_all(shared / "bin")
-    ran = subprocess.run([str(shared / "bin" / "postgres"), "--version"], user=user,
-                         capture_output=True, text=True, check=True)
-    assert "postgres" in ran.stdout.lower()
+    for program in ("postgres", "initdb", "pg_ctl"):  # initdb loads libpq: the libs came too
+        ran = subprocess.run([str(shared / "bin" / program), "--version"], user=user,
+                             capture_output=True, text=True, check=False)
+        assert ran.returncode == 0 and "postgres" in ran.stdout.lower(), (program, ran.stderr)
     assert postgres.binaries() == shared  # copied once per version, then reused
