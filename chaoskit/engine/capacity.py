@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from chaoskit.engine.capacity_rules import (
     next_rate,
     step_verdict,
 )
+from chaoskit.engine.child_run import run_command
 from chaoskit.engine.day_rules import StepOutcome
 from chaoskit.engine.gameday import POLL, STOP_GRACE, StepProcess
 from chaoskit.journal import JournalWriter, Kind, Record, read_journal, result
@@ -90,18 +90,10 @@ class CapacitySearch:
         """The step's own `chaoskit run`: the same seed for every step (the same arrivals and
         target picks; only the rate differs), indexed in its own folder's history (steps at
         other rates are not earlier runs of the experiment)."""
-        cmd = [sys.executable, "-m", "chaoskit.cli", "run", self.source, "--at-rate",
-               f"{rate:g}", "--seed", str(self.seed), "--out", str(out), "--history", str(out),
-               "--display", "plain"]
-        if not faults:
-            cmd.append("--without-faults")
-        for name, value in self.options.sets.items():
-            cmd += ["--set", f"{name}={value}"]
-        if not self.options.report:
-            cmd.append("--no-report")
-        if self.options.ignore_window:
-            cmd += ["--ignore-window", self.options.ignore_window]
-        return cmd
+        extra = ("--at-rate", f"{rate:g}") + (() if faults else ("--without-faults",))
+        return run_command(self.source, seed=self.seed, out=out, history=out,
+                           sets=self.options.sets, report=self.options.report,
+                           ignore_window=self.options.ignore_window, extra=extra)
 
     def _step(self, journal: JournalWriter, search: str, rate: float) -> StepResult:
         self.steps += 1

@@ -14,12 +14,12 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaoskit.engine.child_run import run_command
 from chaoskit.engine.day_rules import (
     STATUS_OF_EXIT,
     StepOutcome,
@@ -125,16 +125,10 @@ class GameDay:
         self.stopping: str | None = None
 
     def command(self, entry: PlanExperiment, out: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "chaoskit.cli", "run", str(self.loaded.sources[entry.name]),
-               "--seed", str(self.seeds[entry.name]), "--out", str(out), "--display", "plain",
-               "--history", str(self.options.history or self.options.out)]
-        for name, value in self.loaded.sets[entry.name].items():
-            cmd += ["--set", f"{name}={value}"]
-        if not self.options.report:
-            cmd.append("--no-report")
-        if self.options.ignore_window:
-            cmd += ["--ignore-window", self.options.ignore_window]
-        return cmd
+        return run_command(self.loaded.sources[entry.name], seed=self.seeds[entry.name],
+                           out=out, history=self.options.history or self.options.out,
+                           sets=self.loaded.sets[entry.name], report=self.options.report,
+                           ignore_window=self.options.ignore_window)
 
     def run(self) -> DayResult:
         journal = JournalWriter(self.dir / "plan.jsonl")
