@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import os
 import subprocess
 import sys
@@ -21,6 +22,10 @@ from pathlib import Path
 from chaoskit.engine import lease
 
 WATCHDOG_RESPAWNS = 3
+# A loop that has not ticked for this long gets every thread's stack written beside the
+# journal (stalls.log), once per stall: what wedged it is there if the watchdog has to end the
+# run (lease.LOOP_HANG_LIMIT), and a long but survived stall is explained too.
+STALL_DUMP_AFTER = 5.0
 
 
 def spawn_watchdog(journal: Path, lease_path: Path, runner_pid: int) -> subprocess.Popen[bytes]:
@@ -54,6 +59,8 @@ class RunGuard:
         self._thread: threading.Thread | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dumped_tick: float | None = None  # the loop tick whose stall was dumped
+        self.stalls = journal.with_name("stalls.log")
 
     def start(self) -> None:
         """Call from the run's event loop (or any thread without `loop_ticks`), before
@@ -79,6 +86,19 @@ class RunGuard:
             with contextlib.suppress(OSError):  # a full disk must not stop the beat for good
                 lease.write(self.lease_path, self.pid, self._loop_tick)
             self._check_watchdog()
+            self._dump_if_stalled()
+
+    def _dump_if_stalled(self) -> None:
+        tick = self._loop_tick
+        stalled = time.monotonic() - tick
+        if not self.loop_ticks or stalled < STALL_DUMP_AFTER or self._dumped_tick == tick:
+            return
+        self._dumped_tick = tick
+        with contextlib.suppress(OSError), open(self.stalls, "a") as out:
+            out.write(f"\n== {time.strftime('%Y-%m-%dT%H:%M:%S')}: the event loop has not "
+                      f"run for {stalled:.1f}s; every thread's stack:\n")
+            out.flush()
+            faulthandler.dump_traceback(out, all_threads=True)
 
     def _check_watchdog(self) -> None:
         if self.watchdog is None or self.watchdog.poll() is None or self._stop.is_set():

@@ -35,7 +35,8 @@ load:
   mix: {{pay: 50%, refund: 50%}}
   profile: [{{shape: constant, rate: 24/s}}]
 faults:
-  - {{name: banks-slow, type: latency, target: {{dependency: bank}}, duration: 16s, latency: 1500ms}}
+  - {{name: banks-slow, type: latency, target: {{dependency: bank}}, duration: 16s,
+     latency: 1500ms}}
   - {{name: lease-holder-down, type: node-loss, mode: kill, target: {{role: worker-most-leases}},
      start: 6s, duration: 9s}}
 hypothesis:

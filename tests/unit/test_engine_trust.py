@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from chaoskit.engine import guard as guard_module
 from chaoskit.engine import lease
 from chaoskit.engine.guard import RunGuard
 from chaoskit.engine.lifecycle import FaultLifecycle
@@ -305,6 +306,28 @@ def test_the_heartbeat_is_not_starved_by_a_busy_event_loop(
         await guard.stop()
 
     asyncio.run(busy())
+
+
+def test_a_stalled_loop_leaves_every_threads_stack_beside_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard_module, "STALL_DUMP_AFTER", 1.0)
+
+    def wedged_for_a_while() -> None:
+        time.sleep(2.2)  # the loop's own thread blocked, as by a synchronous call
+
+    async def run() -> None:
+        guard = RunGuard(tmp_path / "journal.jsonl", tmp_path / "lease", watchdog=False)
+        guard.start()
+        await asyncio.sleep(1.2)  # a healthy loop ticks: no dump
+        assert not guard.stalls.exists()
+        wedged_for_a_while()
+        await asyncio.sleep(0.6)
+        await guard.stop()
+
+    asyncio.run(run())
+    dumped = (tmp_path / "stalls.log").read_text()
+    assert dumped.count("the event loop has not run for") == 1  # once per stall
+    assert "wedged_for_a_while" in dumped and "chaoskit-lease" not in dumped.split("\n")[0]
 
 
 # -- a journal that cannot be written ---------------------------------------------------------
