@@ -11,6 +11,11 @@ from chaoskit.toolchain import require_binary
 # a second. `retry-on conn-failure` with redispatch resends requests that never reached a server
 # (safe for POSTs: nothing was sent) to another one, so clients see no error while the checks
 # have not yet noticed.
+# Overload is shed at the entry, as a payment stack's balancer does: at most 32 requests on a
+# gateway at once (its database pool is 10), the rest wait in HAProxy's queue up to 2 s and then
+# get a fast 503; a request whose client gave up is dropped, not worked on (abortonclose).
+# Without this, 2,000/s against the lab piled thousands of abandoned requests on each gateway,
+# its /healthz missed, every server went DOWN and the lab answered ~40/s for good.
 _TEMPLATE = """\
 global
     log stdout format raw local0 info
@@ -26,6 +31,8 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout check 1s
+    timeout queue 2s
+    option abortonclose
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response
@@ -38,7 +45,7 @@ backend gateways
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1
+    default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 maxconn 32
 {servers}
 """
 

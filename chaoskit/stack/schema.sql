@@ -30,6 +30,11 @@ ALTER TABLE flows ADD COLUMN IF NOT EXISTS missed_at timestamptz;
 CREATE INDEX IF NOT EXISTS flows_pending_by_due ON flows (due_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS flows_refunds_of_payment ON flows (payment_id)
     WHERE payment_id IS NOT NULL;
+-- The client's key of a flow (a deposit's and a split flow's keys carry a prefix or a suffix):
+-- the reference system's `acknowledged:` query looks keys up by it, a few thousand per sample;
+-- without the index each sample scanned every flow and took longer the longer a game day ran.
+CREATE INDEX IF NOT EXISTS flows_by_client_key
+    ON flows ((split_part(regexp_replace(idempotency_key, '^deposit:', ''), '#', 1)));
 
 CREATE TABLE IF NOT EXISTS ledger_entries (
     id          bigserial PRIMARY KEY,
