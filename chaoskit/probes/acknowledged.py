@@ -228,7 +228,7 @@ class AcknowledgedProbe:
         return {"examples": chosen[:EXAMPLES]} if chosen else None
 
     def unit(self) -> str:
-        return "count"
+        return "requests"
 
     async def close(self) -> None:
         await self.books.close()

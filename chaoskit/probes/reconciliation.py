@@ -99,7 +99,7 @@ class ReconciliationProbe:
         return {"examples": chosen} if chosen else None
 
     def unit(self) -> str:
-        return "count"
+        return "mismatches"
 
     async def close(self) -> None:
         await self.counterparty.close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-UNITS = ("s", "ratio", "count", "rows", "rate", "amount", "bytes", "cores", "")
+UNITS = ("s", "ratio", "count", "rows", "requests", "mismatches", "rate", "amount", "bytes",
+         "cores", "")
 
 
 def _sig(value: float, digits: int = 3) -> str:
@@ -42,11 +43,11 @@ def ratio(value: float) -> str:
     return f"{_sig(percent, 3) if abs(percent) >= 0.01 else _sig(percent, 2)}%"
 
 
-def count(value: float, noun: str = "") -> str:
+def count(value: float, noun: str = "", plural: str = "") -> str:
     text = f"{value:,.0f}" if float(value).is_integer() else _sig(value, 4)
     if not noun:
         return text
-    return f"{text} {noun}" if value == 1 else f"{text} {noun}s"
+    return f"{text} {noun}" if value == 1 else f"{text} {plural or noun + 's'}"
 
 
 def size(value: float) -> str:
@@ -62,7 +63,8 @@ def format_value(value: float | None, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     formats = {"s": seconds, "ratio": ratio, "count": count,
-               "rows": lambda v: count(v, "row"), "rate": lambda v: f"{_sig(v, 4)}/s",
+               "rows": lambda v: count(v, "row"), "requests": lambda v: count(v, "request"),
+               "mismatches": lambda v: count(v, "mismatch", "mismatches"), "rate": lambda v: f"{_sig(v, 4)}/s",
                "amount": lambda v: f"{v:,.2f}", "bytes": size,
                "cores": lambda v: f"{_sig(v, 3)} cores"}
     return formats.get(unit, lambda v: _sig(v, 4))(float(value))

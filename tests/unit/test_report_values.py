@@ -15,7 +15,9 @@ from chaoskit.report.values import format_value
     (0.00915, "s", "9.15 ms"), (0.5, "s", "500 ms"), (1.25, "s", "1.25 s"),
     (0.0000123, "s", "12.3 µs"), (1.0, "ratio", "100%"), (0.999, "ratio", "99.9%"),
     (0.001, "ratio", "0.1%"), (0.0, "ratio", "0%"), (3.0, "rows", "3 rows"),
-    (1.0, "rows", "1 row"), (200.0, "rate", "200/s"), (12345.678, "amount", "12,345.68"),
+    (1.0, "rows", "1 row"), (0.0, "requests", "0 requests"),
+    (1.0, "requests", "1 request"), (2.0, "mismatches", "2 mismatches"),
+    (200.0, "rate", "200/s"), (12345.678, "amount", "12,345.68"),
     (1536.0, "bytes", "1.5 KiB"), (7.0, "count", "7"), (None, "s", "-"),
 ])
 def test_values_read_in_their_units(value: float | None, unit: str, shown: str) -> None:
