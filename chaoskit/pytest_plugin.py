@@ -97,9 +97,13 @@ class ExperimentItem(pytest.Item):
             return
         require_allowed(f"experiment {experiment.metadata.name}", experiment.schedule)
         out = Path(self.config.getoption("chaoskit_out"))
+        display = PlainDisplay(experiment)
         options = RunOptions(seed=self.config.getoption("chaoskit_seed"), out_dir=out,
-                             observer=PlainDisplay(experiment), parameters=sets)
-        outcome = run_experiment(experiment, str(self.path), options)
+                             observer=display, parameters=sets)
+        try:
+            outcome = run_experiment(experiment, str(self.path), options)
+        finally:
+            display.close()
         with contextlib.suppress(ChaoskitError):  # the journal is the record; history helps
             index_run(out, outcome.journal, parameters=sets, code_version=code_version(Path.cwd()))
         self.user_properties.append(("journal", str(outcome.journal)))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+import queue
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -98,26 +101,89 @@ def describe(record: Record) -> str | None:
     return f"{t} {render(record)}" if render else None
 
 
+class LineWriter:
+    """Lines to an OS stream from a thread of their own. A pipe or terminal that stops reading
+    (a parent that never drains its pipe, a stalled CI log collector) blocks a write for as long
+    as it likes; on the event loop that wedged a 30-minute game day until the watchdog ended it.
+    Up to `limit` lines wait here; beyond that they are dropped, and how many is written once
+    the stream reads again. Closing waits up to `timeout` for what is queued."""
+
+    def __init__(self, stream: TextIO, limit: int = 10_000) -> None:
+        self.stream = stream
+        self._lines: queue.Queue[str | None] = queue.Queue(limit)
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="chaoskit-display", daemon=True)
+        self._thread.start()
+
+    def write(self, line: str) -> None:
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            line = self._lines.get()
+            with self._lock:
+                dropped, self.dropped = self.dropped, 0
+            try:
+                if dropped:
+                    print(f"({dropped} display lines dropped: the output was not being read)",
+                          file=self.stream, flush=line is None)
+                if line is None:
+                    return
+                print(line, file=self.stream, flush=True)
+            except (OSError, ValueError):  # closed or broken: the run goes on without it
+                if line is None:
+                    return
+
+    def close(self, timeout: float = 2.0) -> None:
+        try:
+            self._lines.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+
+def _blocks(stream: TextIO) -> bool:
+    """A stream backed by a file descriptor may block a write; an in-memory one cannot."""
+    try:
+        stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return True
+
+
 class PlainDisplay:
-    """Line by line, for CI logs and pipes."""
+    """Line by line, for CI logs and pipes; never blocks the run (LineWriter)."""
 
     def __init__(self, experiment: Experiment, stream: TextIO = sys.stdout) -> None:
         self.view = RunView(experiment)
         self.stream = stream
+        self._writer = LineWriter(stream) if _blocks(stream) else None
         self._last_summary = 0.0
+
+    def _print(self, line: str) -> None:
+        if self._writer is not None:
+            self._writer.write(line)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def __call__(self, record: Record) -> None:
         self.view.fold(record)
         line = describe(record)
         if line:
-            print(line, file=self.stream, flush=True)
+            self._print(line)
         elif record["kind"] == "sample" and self.view.t - self._last_summary >= PLAIN_SAMPLE_EVERY:
             self._last_summary = self.view.t
             values = ", ".join(f"{k}={self.view.shown(k)}" for k in sorted(self.view.values))
-            print(f"[{self.view.t:7.2f}s]   probes: {values}", file=self.stream, flush=True)
+            self._print(f"[{self.view.t:7.2f}s]   probes: {values}")
 
     def close(self) -> None:
-        return None
+        if self._writer is not None:
+            self._writer.close()
 
 
 class LiveDisplay:

@@ -64,7 +64,8 @@ def format_value(value: float | None, unit: str = "") -> str:
         return "-"
     formats = {"s": seconds, "ratio": ratio, "count": count,
                "rows": lambda v: count(v, "row"), "requests": lambda v: count(v, "request"),
-               "mismatches": lambda v: count(v, "mismatch", "mismatches"), "rate": lambda v: f"{_sig(v, 4)}/s",
+               "mismatches": lambda v: count(v, "mismatch", "mismatches"),
+               "rate": lambda v: f"{_sig(v, 4)}/s",
                "amount": lambda v: f"{v:,.2f}", "bytes": size,
                "cores": lambda v: f"{_sig(v, 3)} cores"}
     return formats.get(unit, lambda v: _sig(v, 4))(float(value))
