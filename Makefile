@@ -37,7 +37,7 @@ test: setup-kubernetes image
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # The long tier (tens of minutes): every gate experiment on container nodes, the healthy stack
-# against the whole gate set, every fast mutant, a long run's memory and journal growth.
+# against the whole gate set, every fast mutant, a load worker's memory over 90 s of captures.
 test-long: setup-kubernetes image
 	@set +e; $(BIN)/pytest tests/integration -p no:cacheprovider -m long $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
