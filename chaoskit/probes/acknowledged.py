@@ -19,6 +19,7 @@ hours into it, and so does the probe's memory. A sample checks at most 5,000 new
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -37,11 +38,12 @@ from chaoskit.spec.units import PositiveDuration
 BATCH = 1000  # keys per query
 NEW_PER_SAMPLE = 5  # batches of new keys a sample checks
 RECHECK_PER_SAMPLE = 1  # batches of found keys it checks again
-# Found keys kept for the rotating re-check (a duplicate is booked soon after the original, by a
-# retry or a redelivery): the most recent 20,000 to 40,000 (~4 MB at most; 10 s of acks at
-# 2,000/s, over a minute at 300/s, each re-checked within a minute), so memory is flat after
-# the first minutes of a game day: with 100,000 the runner still grew 10 MB half an hour in.
-RECHECKED = 20_000
+# Found keys are re-checked, a rotating batch per sample, for a minute after they were found (a
+# duplicate is booked soon after the original: a resend after the client's timeout, a
+# redelivery), and at most the most recent RECHECKED of them: memory follows the rate, not the
+# run's length (~12,000 keys at 200/s, ~120,000 at 2,000/s, flat after the first minute).
+RECHECK_FOR = 60.0
+RECHECKED = 200_000
 JUDGED_KEPT = 10_000  # judged keys kept by name (the count of all is kept)
 
 
@@ -133,6 +135,7 @@ class AcknowledgedProbe:
         self.pending: OrderedDict[str, float] = OrderedDict()  # key -> when it was read
         self.flow_of: dict[str, str] = {}  # key -> the flow clients were told succeeded
         self.found: list[str] = []
+        self.found_at: list[float] = []  # when each was found (monotonic, ascending)
         self.duplicated: set[str] = set()
         self.in_flight: OrderedDict[str, None] = OrderedDict()  # found, with moves, not done
         self.judged: set[str] = set()  # requests with `moves:` found done (the first ones)
@@ -142,6 +145,7 @@ class AcknowledgedProbe:
 
     async def sample(self) -> float | None:
         now = time.monotonic()
+        self._forget_old(now)
         for key, flow in self.acks.new():
             self.pending.setdefault(key, now)
             self.flow_of.setdefault(key, flow)
@@ -166,6 +170,16 @@ class AcknowledgedProbe:
                 break
             count += 1
         return count
+
+    def _forget_old(self, now: float) -> None:
+        """Stop re-checking keys found over RECHECK_FOR ago (or beyond RECHECKED), in batches
+        so the cost is amortized."""
+        cut = max(bisect.bisect_left(self.found_at, now - RECHECK_FOR),
+                  len(self.found) - RECHECKED)
+        if cut >= BATCH or (cut > 0 and 2 * cut >= len(self.found)):
+            del self.found[:cut]
+            del self.found_at[:cut]
+            self._recheck = max(0, self._recheck - cut)
 
     def _slice(self) -> list[str]:
         if not self.found:
@@ -196,9 +210,7 @@ class AcknowledgedProbe:
     def _note(self, key: str, count: int) -> None:
         if count >= 1 and self.pending.pop(key, None) is not None:
             self.found.append(key)
-            if len(self.found) > 2 * RECHECKED:  # amortized: drop the oldest half at once
-                del self.found[:RECHECKED]
-                self._recheck = 0
+            self.found_at.append(time.monotonic())
         if count > 1:
             self.duplicated.add(key)
 

@@ -69,7 +69,30 @@ def test_samples_stay_bounded_and_state_stays_flat_over_many_acknowledgements(
     log.close()
     assert values[-1] == 2.0                     # the two lost ones, and only them
     assert max(per_sample) <= 11 * acknowledged.BATCH  # new + in flight + re-check: bounded
-    assert len(checking.found) <= 2 * 500         # the most recent, for the re-check
+    assert len(checking.found) <= 500 + 2500     # the most recent, for the re-check
+    assert len(checking.found) == len(checking.found_at)
     assert len(checking.judged) <= 100 < checking.judged_count
     assert len(checking.flow_of) <= len(checking.pending) + len(checking.in_flight)
     assert checking.detail() == {"examples": ["n-13", "n-14"]}
+
+
+def test_found_keys_are_rechecked_for_a_minute_then_forgotten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(acknowledged.time, "monotonic", lambda: clock[0])
+    path = tmp_path / "acknowledged.jsonl"
+    log = AckLog(str(path), nonce="n", flows=["pay"], captures=[])
+    checking = probe(path, FakeBooks(lost=set()))
+
+    async def run() -> None:
+        for second in range(0, 200, 2):  # 100 acknowledgements every 2 s for 200 s
+            for k in range(second * 50, (second + 2) * 50):
+                log.add(k, "pay", {}, 201)
+            log.flush()
+            await checking.sample()
+            clock[0] += 2.0
+    asyncio.run(run())
+    log.close()
+    # the last minute's ~3,000 found keys, give or take one trimming batch: not all 10,000
+    assert 3_000 <= len(checking.found) <= 3_000 + acknowledged.BATCH + 100
+    assert checking.found[-1] == "n-9999"
