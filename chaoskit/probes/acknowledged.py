@@ -145,7 +145,6 @@ class AcknowledgedProbe:
 
     async def sample(self) -> float | None:
         now = time.monotonic()
-        self._forget_old(now)
         for key, flow in self.acks.new():
             self.pending.setdefault(key, now)
             self.flow_of.setdefault(key, flow)
@@ -154,7 +153,8 @@ class AcknowledgedProbe:
         again = self._slice()
         if not new and not again and not self.found:
             return None  # nothing acknowledged yet: nothing to measure
-        await self._look_up(new + unsettled + again)
+        await self._look_up(new + unsettled + again, now)
+        self._forget_old(now)
         if self.config.measure == "duplicated":
             return float(len(self.duplicated))
         if self.config.measure == "misdirected":
@@ -189,7 +189,7 @@ class AcknowledgedProbe:
         self._recheck = start + size
         return self.found[start:start + size]
 
-    async def _look_up(self, keys: list[str]) -> None:
+    async def _look_up(self, keys: list[str], now: float) -> None:
         for i in range(0, len(keys), BATCH):
             batch = keys[i:i + BATCH]
             value: Any = tuple(batch) if self.books.dialect is MYSQL else batch
@@ -201,16 +201,16 @@ class AcknowledgedProbe:
             by_key = {str(r["key"]): r for r in rows}
             for key in batch:
                 row = by_key.get(key)
-                self._note(key, int(row["n"] or 0) if row else 0)
+                self._note(key, int(row["n"] or 0) if row else 0, now)
                 if row is not None and "moved" in row:
                     self._judge(key, row)
                 if key not in self.pending and key not in self.in_flight:
                     self.flow_of.pop(key, None)  # settled: its flow is no longer needed
 
-    def _note(self, key: str, count: int) -> None:
+    def _note(self, key: str, count: int, now: float) -> None:
         if count >= 1 and self.pending.pop(key, None) is not None:
             self.found.append(key)
-            self.found_at.append(time.monotonic())
+            self.found_at.append(now)  # the sample's time: found_at stays ascending
         if count > 1:
             self.duplicated.add(key)
 
